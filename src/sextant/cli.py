@@ -1,0 +1,279 @@
+"""The `sextant` command: run the server and administer organizations, keys and applications.
+
+Administration works while the server runs on the same data dir: it goes through the control database,
+which both processes may open, and the server sees each change on its next request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sextant import __version__
+from sextant.config import Settings
+from sextant.control.apps import create_app, list_apps, set_app_enabled
+from sextant.control.db import open_control
+from sextant.control.keys import SCOPES, KeyKind, create_key, list_keys, revoke_key
+from sextant.control.orgs import find_org, list_orgs, posthog_project_of, provision_org
+
+app = typer.Typer(
+    help="Sextant: a self-hostable analytics server that answers the Datadog, Dynatrace and PostHog APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+orgs_app = typer.Typer(
+    help="Organizations: each has its own keys, applications and data.", no_args_is_help=True
+)
+keys_app = typer.Typer(
+    help="API keys and tokens (stored hashed; a secret is shown only when created).", no_args_is_help=True
+)
+apps_app = typer.Typer(
+    help="Product Analytics applications (the application.id events name).", no_args_is_help=True
+)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(apps_app, name="apps")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="SEXTANT_DATA_DIR",
+        help="Directory holding the store, control database and credentials.",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+OrgOption = Annotated[str, typer.Option("--org", help="Organization name or numeric id.")]
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _control(data_dir: Path) -> sa.Engine:
+    return open_control(Settings(data_dir=data_dir).control_db_path)
+
+
+def _emit_json(value: Any) -> None:
+    print(json.dumps(value))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"sextant {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    pass
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="SEXTANT_HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="SEXTANT_PORT", help="Port to listen on (0 picks a free one).")
+    ] = 8080,
+    data_dir: DataDir = Path("./data"),
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            envvar="SEXTANT_ACCESS_LOG",
+            help="Log one JSON line per request to stdout.",
+        ),
+    ] = True,
+) -> None:
+    """Start the server on the embedded DuckDB store. SIGTERM or Ctrl-C commits pending writes and exits."""
+    from sextant.server import serve as run
+
+    run(Settings(data_dir=data_dir, host=host, port=port, access_log=access_log))
+
+
+@orgs_app.command("create")
+def orgs_create(name: str, data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> None:
+    """Create an organization with one key of each kind (all scopes), a PostHog project and an application."""
+    try:
+        provisioned = provision_org(_control(data_dir), name)
+    except ValueError as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json(provisioned.as_json())
+        return
+    out.print(f"Created organization [bold]{name}[/bold] (id {provisioned.org_id}). Keys are shown only now:")
+    table = Table("kind", "secret")
+    for kind, secret in provisioned.keys.items():
+        table.add_row(kind, secret)
+    out.print(table)
+    out.print(
+        f"application id: {provisioned.application_id}   posthog project id: {provisioned.posthog_project_id}"
+    )
+
+
+@orgs_app.command("list")
+def orgs_list(data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> None:
+    """List organizations."""
+    with _control(data_dir).connect() as conn:
+        orgs = list_orgs(conn)
+    if as_json:
+        _emit_json([dataclasses.asdict(o) for o in orgs])
+        return
+    table = Table("id", "name")
+    for org in orgs:
+        table.add_row(str(org.id), org.name)
+    out.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    org: OrgOption,
+    kind: Annotated[KeyKind, typer.Option("--kind", help="Which vendor credential to create.")],
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="Grant only this scope (repeatable). Default: every scope of the kind."),
+    ] = None,
+    data_dir: DataDir = Path("./data"),
+    as_json: AsJson = False,
+) -> None:
+    """Create a key; its secret is printed once and stored only as a hash."""
+    engine = _control(data_dir)
+    try:
+        with engine.begin() as conn:
+            organization = find_org(conn, org)
+            project = (
+                posthog_project_of(conn, organization.id) if kind is KeyKind.POSTHOG_PROJECT_TOKEN else None
+            )
+            record, secret = create_key(
+                conn,
+                org_id=organization.id,
+                kind=kind,
+                name=name or kind.value,
+                scopes=tuple(scope) if scope else None,
+                posthog_project_id=project,
+            )
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json({"id": record.id, "kind": kind.value, "scopes": list(record.scopes), "secret": secret})
+        return
+    out.print(f"Created {kind.value} [bold]{record.id}[/bold] with scopes {', '.join(record.scopes)}")
+    out.print(f"secret (shown only now): {secret}")
+
+
+@keys_app.command("list")
+def keys_list(org: OrgOption, data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> None:
+    """List an organization's keys (never their secrets)."""
+    try:
+        with _control(data_dir).connect() as conn:
+            keys = list_keys(conn, find_org(conn, org).id)
+    except LookupError as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json([{**dataclasses.asdict(k), "kind": k.kind.value, "scopes": list(k.scopes)} for k in keys])
+        return
+    table = Table("id", "kind", "name", "prefix", "scopes", "state")
+    for k in keys:
+        table.add_row(
+            k.id,
+            k.kind.value,
+            k.name,
+            k.prefix + "…",
+            " ".join(k.scopes),
+            "revoked" if k.revoked_at else "active",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = Path("./data")) -> None:
+    """Revoke a key by id; a running server refuses it from its next request on."""
+    with _control(data_dir).begin() as conn:
+        if not revoke_key(conn, key_id):
+            _fail(f"no active key with id {key_id!r} (see `sextant keys list --org ORG`)")
+    out.print(f"Revoked {key_id}")
+
+
+@keys_app.command("kinds")
+def keys_kinds() -> None:
+    """List key kinds and the scopes each can hold."""
+    table = Table("kind", "scopes")
+    for kind, scopes in SCOPES.items():
+        table.add_row(kind.value, " ".join(scopes))
+    out.print(table)
+
+
+@apps_app.command("create")
+def apps_create(
+    name: str,
+    org: OrgOption,
+    app_id: Annotated[str | None, typer.Option("--id", help="Use this UUID instead of a random one.")] = None,
+    data_dir: DataDir = Path("./data"),
+    as_json: AsJson = False,
+) -> None:
+    """Create an enabled application."""
+    try:
+        with _control(data_dir).begin() as conn:
+            application = create_app(conn, org_id=find_org(conn, org).id, name=name, app_id=app_id)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json(dataclasses.asdict(application))
+        return
+    out.print(f"Created application [bold]{application.id}[/bold] ({name})")
+
+
+@apps_app.command("list")
+def apps_list(org: OrgOption, data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> None:
+    """List an organization's applications."""
+    try:
+        with _control(data_dir).connect() as conn:
+            applications = list_apps(conn, find_org(conn, org).id)
+    except LookupError as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json([dataclasses.asdict(a) for a in applications])
+        return
+    table = Table("id", "name", "state")
+    for a in applications:
+        table.add_row(a.id, a.name, "enabled" if a.enabled else "disabled")
+    out.print(table)
+
+
+def _set_enabled(app_id: str, data_dir: Path, enabled: bool) -> None:
+    with _control(data_dir).begin() as conn:
+        if not set_app_enabled(conn, app_id, enabled):
+            _fail(f"no application with id {app_id!r} (see `sextant apps list --org ORG`)")
+    out.print(f"{'Enabled' if enabled else 'Disabled'} {app_id}")
+
+
+@apps_app.command("disable")
+def apps_disable(app_id: str, data_dir: DataDir = Path("./data")) -> None:
+    """Disable an application: events naming it are refused with 400."""
+    _set_enabled(app_id, data_dir, False)
+
+
+@apps_app.command("enable")
+def apps_enable(app_id: str, data_dir: DataDir = Path("./data")) -> None:
+    """Enable a disabled application again."""
+    _set_enabled(app_id, data_dir, True)
+
+
+def main() -> None:
+    app()

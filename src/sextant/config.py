@@ -1,0 +1,43 @@
+"""Server settings: one immutable object, built from CLI flags (typer also reads SEXTANT_* variables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource bounds. Each one has a documented error and a test."""
+
+    # Datadog documents 5 MB uncompressed for /api/v2/prodlytics; compressed bodies may not be larger.
+    intake_body_bytes: int = 5 * MIB
+    intake_decoded_bytes: int = 5 * MIB
+    json_depth: int = 32
+    # Events waiting for a commit. Past this the intake answers 503 with Retry-After.
+    write_queue_events: int = 200_000
+    # Events in one commit: large enough to amortize the fsync, small enough to bound commit latency.
+    commit_events: int = 50_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    access_log: bool = True
+    limits: Limits = Limits()
+
+    @property
+    def control_db_path(self) -> Path:
+        return self.data_dir / "control.sqlite3"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "sextant.duckdb"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_dir / "credentials.json"

@@ -1,0 +1,1 @@
+"""Control plane: organizations, keys, applications. Relational, separate from the analytics store."""

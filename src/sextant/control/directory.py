@@ -1,0 +1,84 @@
+"""Hot-path lookups of keys and applications, cached until the control database changes.
+
+The CLI administers a running server through the same SQLite file, so a cached answer is only valid
+while no other connection has committed. SQLite's `PRAGMA data_version` tells exactly that, for the
+cost of one tiny query, so a revoked key stops working on the very next request.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from sextant.control.apps import Application, get_app
+from sextant.control.keys import KeyKind, find_key
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the organization and what the presented key may do."""
+
+    org_id: int
+    key_id: str
+    kind: KeyKind
+    scopes: frozenset[str]
+    posthog_project_id: int | None
+
+
+class Directory:
+    def __init__(self, engine: sa.Engine, db_path: Path) -> None:
+        self._engine = engine
+        self._probe = sqlite3.connect(db_path, check_same_thread=False)
+        self._version: int | None = None
+        self._principals: dict[str, Principal | None] = {}
+        self._apps: dict[str, Application | None] = {}
+
+    def close(self) -> None:
+        self._probe.close()
+
+    def _fresh(self) -> None:
+        version = self._probe.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._principals.clear()
+            self._apps.clear()
+            self._version = version
+
+    def principal(self, raw_key: str) -> Principal | None:
+        """The active key whose secret is `raw_key`, or None (unknown or revoked)."""
+        self._fresh()
+        try:
+            return self._principals[raw_key]
+        except KeyError:
+            pass
+        with self._engine.connect() as conn:
+            record = find_key(conn, raw_key)
+        principal = None
+        if record is not None and record.revoked_at is None:
+            principal = Principal(
+                org_id=record.org_id,
+                key_id=record.id,
+                kind=record.kind,
+                scopes=frozenset(record.scopes),
+                posthog_project_id=record.posthog_project_id,
+            )
+        # Bound the cache: unknown keys presented by a misbehaving client must not grow it forever.
+        if len(self._principals) > 10_000:
+            self._principals.clear()
+        self._principals[raw_key] = principal
+        return principal
+
+    def application(self, app_id: str) -> Application | None:
+        self._fresh()
+        try:
+            return self._apps[app_id]
+        except KeyError:
+            pass
+        with self._engine.connect() as conn:
+            app = get_app(conn, app_id)
+        if len(self._apps) > 10_000:
+            self._apps.clear()
+        self._apps[app_id] = app
+        return app

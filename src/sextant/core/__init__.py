@@ -1,0 +1,1 @@
+"""Vendor-neutral model: events, attributes, time."""

@@ -1,0 +1,34 @@
+"""The route registry: each face lists its endpoints once, with the types that document them.
+
+The server builds its routes and its OpenAPI document from the same list, so every route is documented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    description: str
+    schema: type | None = None
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    request: type | None = None
+    responses: Mapping[int, Reply] = field(default_factory=dict)
+    # Header names that authenticate this endpoint, for the OpenAPI security section.
+    auth_headers: tuple[str, ...] = ()

@@ -1,0 +1,77 @@
+"""Request ids and structured access logs, as one pure ASGI middleware."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from typing import Any, TextIO
+
+import msgspec
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = b"x-request-id"
+_VALID_INCOMING_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_encode = msgspec.json.Encoder().encode
+
+log = logging.getLogger("sextant.http")
+
+
+def request_id(scope: Scope) -> str:
+    """The id of the request being served (set by RequestContext)."""
+    rid: str = scope.get("state", {}).get("request_id", "-")
+    return rid
+
+
+class RequestContext:
+    """Gives each request an id (the caller's X-Request-Id if sane), echoes it, and logs one JSON line."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool, stream: TextIO | None = None) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.stream = stream or sys.stdout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER and _VALID_INCOMING_ID.match(value):
+                rid = value.decode()
+                break
+        if rid is None:
+            rid = os.urandom(8).hex()
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 500
+        rid_header = (REQUEST_ID_HEADER, rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log:
+                self._log(scope, rid, status, started)
+
+    def _log(self, scope: Scope, rid: str, status: int, started: float) -> None:
+        client = scope.get("client")
+        record: dict[str, Any] = {
+            "ts": time.time(),
+            "msg": "request",
+            "request_id": rid,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "client": client[0] if client else None,
+        }
+        self.stream.write(_encode(record).decode() + "\n")

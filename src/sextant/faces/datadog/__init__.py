@@ -1,0 +1,1 @@
+"""The Datadog face: Product Analytics intake (and, later, queries, metrics and logs)."""

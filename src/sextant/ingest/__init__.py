@@ -1,0 +1,1 @@
+"""The write path: batching, group commit, backpressure."""

@@ -1,0 +1,163 @@
+"""Assembling and running the server: one process, one event loop, one writer thread."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sextant.config import Settings
+from sextant.control.db import open_control
+from sextant.control.directory import Directory
+from sextant.control.orgs import ProvisionedOrg, bootstrap_default_org
+from sextant.edge.endpoints import Endpoint, Reply
+from sextant.edge.openapi import openapi_document
+from sextant.edge.requests import RequestContext
+from sextant.faces.datadog.prodlytics import ProductAnalyticsIntake
+from sextant.ingest.writer import GroupCommitWriter
+from sextant.logs import configure_logging
+from sextant.storage.duckdb.store import DuckDBStore
+
+log = logging.getLogger("sextant.server")
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+@dataclass
+class Runtime:
+    """Everything a running server owns, opened in order and closed in reverse."""
+
+    settings: Settings
+    directory: Directory
+    store: DuckDBStore
+    writer: GroupCommitWriter
+    bootstrapped: ProvisionedOrg | None
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_control(settings.control_db_path)
+    bootstrapped = bootstrap_default_org(engine, settings.credentials_path)
+    directory = Directory(engine, settings.control_db_path)
+    store = DuckDBStore(settings.store_path)
+    writer = GroupCommitWriter(
+        store,
+        max_queued_events=settings.limits.write_queue_events,
+        max_commit_events=settings.limits.commit_events,
+    )
+    return Runtime(settings, directory, store, writer, bootstrapped)
+
+
+def _system_endpoints(runtime: Runtime, all_endpoints: list[Endpoint]) -> list[Endpoint]:
+    ok = Response(msgspec.json.encode(Health("ok")), media_type="application/json")
+
+    async def health(_: Request) -> Response:
+        return ok
+
+    async def ready(_: Request) -> Response:
+        if runtime.writer.running:
+            return ok
+        return Response(
+            msgspec.json.encode(Health("starting or stopping")), 503, media_type="application/json"
+        )
+
+    async def openapi(_: Request) -> Response:
+        return Response(msgspec.json.encode(openapi_document(all_endpoints)), media_type="application/json")
+
+    health_reply = {200: Reply("The process is up", Health)}
+    return [
+        Endpoint("GET", "/health", health, "Liveness: the process answers", "System", responses=health_reply),
+        Endpoint(
+            "GET",
+            "/ready",
+            ready,
+            "Readiness: the store is open and the writer is running",
+            "System",
+            responses={**health_reply, 503: Reply("Not ready", Health)},
+        ),
+        Endpoint(
+            "GET",
+            "/openapi.json",
+            openapi,
+            "This OpenAPI document",
+            "System",
+            responses={200: Reply("OpenAPI 3.1 document")},
+        ),
+    ]
+
+
+def build_app(runtime: Runtime) -> Starlette:
+    endpoints: list[Endpoint] = []
+    endpoints.extend(
+        ProductAnalyticsIntake(runtime.directory, runtime.writer, runtime.settings.limits).endpoints()
+    )
+    endpoints.extend(_system_endpoints(runtime, endpoints))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        runtime.writer.start()
+        try:
+            yield
+        finally:
+            # Uvicorn has stopped taking requests: commit what is queued, then close the store cleanly.
+            await runtime.writer.stop()
+            runtime.store.close()
+            runtime.directory.close()
+            log.info("stopped; every acknowledged write is on disk")
+
+    routes = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in endpoints]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(RequestContext, access_log=runtime.settings.access_log)
+    return app
+
+
+def _print_credentials(provisioned: ProvisionedOrg, settings: Settings) -> None:
+    print(
+        "Created organization 'default'. Its keys are shown once here and saved to", settings.credentials_path
+    )
+    print(json.dumps(provisioned.as_json(), indent=2), flush=True)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; on either, finish in-flight requests, commit pending writes and exit 0."""
+    configure_logging()
+    sock = bind(settings.host, settings.port)
+    runtime = open_runtime(settings)
+    if runtime.bootstrapped is not None:
+        _print_credentials(runtime.bootstrapped, settings)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Sextant listening on http://{shown}:{port}  (data dir: {settings.data_dir})", flush=True)
+    config = uvicorn.Config(
+        build_app(runtime),
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])

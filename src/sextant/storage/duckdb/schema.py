@@ -1,0 +1,39 @@
+"""DuckDB tables, versioned like the control plane: append steps, never edit released ones."""
+
+from __future__ import annotations
+
+import duckdb
+
+# Standard event fields are columns; everything else is one JSON object of flattened dotted paths,
+# which DuckDB stores as text (cheap to append) and reads with vectorized JSON extraction.
+_V1 = """
+CREATE TABLE events (
+    org_id          INTEGER NOT NULL,
+    event_id        UBIGINT NOT NULL,
+    time_ms         BIGINT NOT NULL,
+    source          VARCHAR NOT NULL,
+    event_name      VARCHAR NOT NULL,
+    type            VARCHAR NOT NULL,
+    application_id  VARCHAR,
+    usr_id          VARCHAR,
+    account_id      VARCHAR,
+    session_id      VARCHAR,
+    attributes      JSON NOT NULL
+)
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT)"
+    ).fetchall()
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    for version, ddl in MIGRATIONS:
+        if version in done:
+            continue
+        for statement in ("BEGIN", ddl):
+            con.execute(statement).fetchall()
+        con.execute("INSERT INTO schema_migrations VALUES (?, epoch_ms(now()))", [version]).fetchall()
+        con.execute("COMMIT").fetchall()

@@ -1,0 +1,82 @@
+"""The DuckDB store: appends arrive as one Arrow table per commit from the single writer thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from sextant.core.events import EventBatch
+from sextant.storage.duckdb.schema import migrate
+
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("org_id", pa.int32()),
+        ("event_id", pa.uint64()),
+        ("time_ms", pa.int64()),
+        ("source", pa.string()),
+        ("event_name", pa.string()),
+        ("type", pa.string()),
+        ("application_id", pa.string()),
+        ("usr_id", pa.string()),
+        ("account_id", pa.string()),
+        ("session_id", pa.string()),
+        ("attributes", pa.string()),
+    ]
+)
+
+
+class DuckDBStore:
+    """Owns the DuckDB connection. DuckDB allows one process per file: the server's."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(path))
+        migrate(self._con)
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A connection for one reading thread; it sees every committed write."""
+        return self._con.cursor()
+
+    def append_events(self, batch: EventBatch, first_event_id: int) -> None:
+        n = len(batch)
+        table = pa.Table.from_arrays(
+            [
+                pa.array(batch.org_id, pa.int32()),
+                pa.array(np.arange(first_event_id, first_event_id + n, dtype=np.uint64)),
+                pa.array(batch.time_ms, pa.int64()),
+                pa.array(batch.source, pa.string()),
+                pa.array(batch.name, pa.string()),
+                pa.array(batch.type, pa.string()),
+                pa.array(batch.application_id, pa.string()),
+                pa.array(batch.usr_id, pa.string()),
+                pa.array(batch.account_id, pa.string()),
+                pa.array(batch.session_id, pa.string()),
+                pa.array(batch.attributes, pa.string()),
+            ],
+            schema=_EVENT_SCHEMA,
+        )
+        con = self._con
+        con.register("incoming_events", table)
+        try:
+            # One statement is one transaction: DuckDB fsyncs its WAL before the commit returns.
+            self._scalar("INSERT INTO events SELECT * FROM incoming_events")
+        finally:
+            con.unregister("incoming_events")
+
+    def _scalar(self, sql: str, params: list[object] | None = None) -> int:
+        # DuckDB refuses further work on a connection whose last result was not read to the end.
+        rows = self._con.execute(sql, params).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def max_event_id(self) -> int:
+        return self._scalar("SELECT coalesce(max(event_id), 0) FROM events")
+
+    def delete_events_before(self, time_ms: int) -> int:
+        return self._scalar("DELETE FROM events WHERE time_ms < ?", [time_ms])
+
+    def close(self) -> None:
+        self._con.execute("CHECKPOINT").fetchall()
+        self._con.close()
