@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sextant import __version__
-from sextant.config import Settings
+from sextant.config import Limits, Settings
 from sextant.control.apps import create_app, list_apps, set_app_enabled
 from sextant.control.db import open_control
 from sextant.control.keys import SCOPES, KeyKind, create_key, list_keys, revoke_key
@@ -99,11 +99,20 @@ def serve(
             help="Log one JSON line per request to stdout.",
         ),
     ] = True,
+    max_queued_events: Annotated[
+        int,
+        typer.Option(
+            envvar="SEXTANT_MAX_QUEUED_EVENTS",
+            min=1,
+            help="Events that may wait for a commit; past this, intakes answer 503 with Retry-After.",
+        ),
+    ] = Limits().write_queue_events,
 ) -> None:
     """Start the server on the embedded DuckDB store. SIGTERM or Ctrl-C commits pending writes and exits."""
     from sextant.server import serve as run
 
-    run(Settings(data_dir=data_dir, host=host, port=port, access_log=access_log))
+    limits = dataclasses.replace(Limits(), write_queue_events=max_queued_events)
+    run(Settings(data_dir=data_dir, host=host, port=port, access_log=access_log, limits=limits))
 
 
 @orgs_app.command("create")

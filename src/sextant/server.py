@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -160,4 +160,14 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=30,
         server_header=False,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config).run(sockets=[sock])
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, so the process would die
+        # of the signal (status 143). Here a requested stop that completed cleanly exits 0.
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()

@@ -31,7 +31,7 @@ async def read_body(request: Request, *, max_bytes: int, max_decoded: int) -> by
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise BodyTooLarge(f"request body is larger than the limit of {max_bytes} bytes")
+            raise BodyTooLarge(f"request body is larger than allowed; the limit is {max_bytes} bytes")
         chunks.append(chunk)
     raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     return decode_content(raw, request.headers.get("content-encoding", ""), max_decoded)
@@ -41,7 +41,7 @@ def decode_content(raw: bytes, content_encoding: str, max_decoded: int) -> bytes
     encoding = content_encoding.strip().lower()
     if encoding in ("", "identity"):
         if len(raw) > max_decoded:
-            raise BodyTooLarge(f"request body is larger than the limit of {max_decoded} bytes")
+            raise BodyTooLarge(f"request body is larger than allowed; the limit is {max_decoded} bytes")
         return raw
     if encoding in ("gzip", "x-gzip"):
         return _inflate(raw, 16 + zlib.MAX_WBITS, max_decoded, "gzip")
@@ -71,7 +71,9 @@ def _inflate(raw: bytes, wbits: int, max_decoded: int, name: str) -> bytes:
             raise BodyError(f"request body is not valid {name} data: {exc}") from exc
         size += len(piece)
         if size > max_decoded or inflater.unconsumed_tail:
-            raise BodyTooLarge(f"decompressed request body is larger than the limit of {max_decoded} bytes")
+            raise BodyTooLarge(
+                f"decompressed request body is larger than allowed; the limit is {max_decoded} bytes"
+            )
         if not inflater.eof:
             raise BodyError(f"request body is truncated {name} data")
         out.append(piece)

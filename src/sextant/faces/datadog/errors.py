@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from http import HTTPStatus
 
 import msgspec
 from starlette.requests import Request
@@ -38,13 +37,27 @@ class APIErrorResponse(msgspec.Struct):
     errors: list[str]
 
 
+# Titles as Datadog writes them; Python's phrases vary by version (413 became "Content Too Large").
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
 def intake_error(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
-    body = IntakeErrors([IntakeError(status=str(status), title=HTTPStatus(status).phrase, detail=detail)])
+    body = IntakeErrors([IntakeError(status=str(status), title=TITLES[status], detail=detail)])
     return Response(msgspec.json.encode(body), status, headers=headers, media_type="application/json")
 
 
 def api_error(status: int, *messages: str, headers: dict[str, str] | None = None) -> Response:
-    body = APIErrorResponse(list(messages) or [HTTPStatus(status).phrase])
+    body = APIErrorResponse(list(messages) or [TITLES[status]])
     return Response(msgspec.json.encode(body), status, headers=headers, media_type="application/json")
 
 
