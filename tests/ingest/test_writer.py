@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from sextant.core.timeutil import now_ms
+from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
+from sextant.storage.duckdb.store import DuckDBStore
+from tests.storage.test_duckdb_store import batch_of
+from tests.storeread import stored_events
+
+
+def test_concurrent_writes_share_commits_and_all_land(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+
+    async def scenario() -> int:
+        writer = GroupCommitWriter(store, max_queued_events=100_000, max_commit_events=50_000)
+        writer.start()
+        now = now_ms()
+        await asyncio.gather(*(writer.write(batch_of([now] * 3)) for _ in range(200)))
+        await writer.stop()
+        return writer.commits
+
+    commits = asyncio.run(scenario())
+    store.close()
+    rows = stored_events(tmp_path)
+    assert len(rows) == 600
+    assert [r["event_id"] for r in rows] == list(range(1, 601))
+    # Group commit: 200 requests that arrive together do not cost 200 transactions.
+    assert commits < 200
+
+
+def test_full_queue_refuses_and_stop_refuses_new_writes(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+
+    async def scenario() -> tuple[int, int]:
+        writer = GroupCommitWriter(store, max_queued_events=10, max_commit_events=10)
+        writer.start()
+        now = now_ms()
+        results = await asyncio.gather(
+            *(writer.write(batch_of([now] * 10)) for _ in range(50)), return_exceptions=True
+        )
+        refused = sum(isinstance(r, WriteQueueFull) for r in results)
+        accepted = sum(r is None for r in results)
+        assert refused + accepted == 50
+        await writer.stop()
+        with pytest.raises(WriterStopped):
+            await writer.write(batch_of([now]))
+        return accepted, refused
+
+    accepted, refused = asyncio.run(scenario())
+    store.close()
+    assert refused > 0 and accepted > 0
+    assert len(stored_events(tmp_path)) == 10 * accepted
+
+
+def test_ids_continue_after_restart(tmp_path: Path) -> None:
+    async def write_once() -> None:
+        store = DuckDBStore(tmp_path / "sextant.duckdb")
+        writer = GroupCommitWriter(store, max_queued_events=100, max_commit_events=100)
+        writer.start()
+        await writer.write(batch_of([now_ms()] * 2))
+        await writer.stop()
+        store.close()
+
+    asyncio.run(write_once())
+    asyncio.run(write_once())
+    assert [r["event_id"] for r in stored_events(tmp_path)] == [1, 2, 3, 4]

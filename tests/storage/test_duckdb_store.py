@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from sextant.core.events import EventBatch
+from sextant.storage.duckdb.store import DuckDBStore
+from tests.storeread import stored_events
+
+
+def batch_of(times: list[int], org_id: int = 1) -> EventBatch:
+    batch = EventBatch()
+    for i, t in enumerate(times):
+        batch.add(
+            org_id=org_id,
+            time_ms=t,
+            source="product_analytics",
+            name=f"e{i}",
+            type="server",
+            application_id=None,
+            usr_id=f"u{i}",
+            account_id=None,
+            session_id=None,
+            attributes={"i": i, "tags": ["a", "b"]},
+        )
+    return batch
+
+
+def test_append_assigns_ids_and_survives_reopen(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    assert store.max_event_id() == 0
+    store.append_events(batch_of([10, 20, 30]), first_event_id=1)
+    store.append_events(batch_of([40]), first_event_id=4)
+    assert store.max_event_id() == 4
+    store.close()
+    reopened = DuckDBStore(tmp_path / "sextant.duckdb")
+    assert reopened.max_event_id() == 4
+    reopened.close()
+    rows = stored_events(tmp_path)
+    assert [r["event_id"] for r in rows] == [1, 2, 3, 4]
+    assert [r["time_ms"] for r in rows] == [10, 20, 30, 40]
+    assert rows[0]["attributes"] == {"i": 0, "tags": ["a", "b"]}
+    assert rows[3]["event_name"] == "e0"
+
+
+def test_retention_deletes_only_older_events(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    store.append_events(batch_of([100, 199, 200, 300]), first_event_id=1)
+    assert store.delete_events_before(200) == 2
+    assert store.delete_events_before(200) == 0
+    store.close()
+    assert [r["time_ms"] for r in stored_events(tmp_path)] == [200, 300]
