@@ -22,6 +22,7 @@ from sextant.control.apps import create_app, list_apps, set_app_enabled
 from sextant.control.db import open_control
 from sextant.control.keys import SCOPES, KeyKind, create_key, list_keys, revoke_key
 from sextant.control.orgs import find_org, list_orgs, posthog_project_of, provision_org
+from sextant.control.segments import create_segment, delete_segment, list_segments
 
 app = typer.Typer(
     help="Sextant: a self-hostable analytics server that answers the Datadog, Dynatrace and PostHog APIs.",
@@ -39,7 +40,11 @@ apps_app = typer.Typer(
 )
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
+segments_app = typer.Typer(
+    help="Segments: stored sets of user ids for audience filters.", no_args_is_help=True
+)
 app.add_typer(apps_app, name="apps")
+app.add_typer(segments_app, name="segments")
 
 out = Console()
 err = Console(stderr=True)
@@ -282,6 +287,58 @@ def apps_disable(app_id: str, data_dir: DataDir = Path("./data")) -> None:
 def apps_enable(app_id: str, data_dir: DataDir = Path("./data")) -> None:
     """Enable a disabled application again."""
     _set_enabled(app_id, data_dir, True)
+
+
+@segments_app.command("create")
+def segments_create(
+    name: str,
+    org: OrgOption,
+    file: Annotated[
+        typer.FileText, typer.Option("--file", help="User ids, one per line ('-' reads standard input).")
+    ],
+    data_dir: DataDir = Path("./data"),
+    as_json: AsJson = False,
+) -> None:
+    """Create a segment from a file of user ids; prints its id for audience_filters.segments."""
+    try:
+        with _control(data_dir).begin() as conn:
+            segment = create_segment(conn, org_id=find_org(conn, org).id, name=name, user_ids=file)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json(dataclasses.asdict(segment))
+        return
+    out.print(f"Created segment [bold]{segment.id}[/bold] ({name}) with {segment.size} users")
+
+
+@segments_app.command("list")
+def segments_list(org: OrgOption, data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> None:
+    """List an organization's segments and their sizes."""
+    try:
+        with _control(data_dir).connect() as conn:
+            segments = list_segments(conn, find_org(conn, org).id)
+    except LookupError as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json([dataclasses.asdict(s) for s in segments])
+        return
+    table = Table("id", "name", "users")
+    for seg in segments:
+        table.add_row(seg.id, seg.name, str(seg.size))
+    out.print(table)
+
+
+@segments_app.command("delete")
+def segments_delete(segment_id: str, org: OrgOption, data_dir: DataDir = Path("./data")) -> None:
+    """Delete a segment."""
+    try:
+        with _control(data_dir).begin() as conn:
+            deleted = delete_segment(conn, find_org(conn, org).id, segment_id)
+    except LookupError as exc:
+        _fail(str(exc))
+    if not deleted:
+        _fail(f"no segment {segment_id!r} in organization {org!r} (see `sextant segments list --org ORG`)")
+    out.print(f"Deleted {segment_id}")
 
 
 def main() -> None:

@@ -23,7 +23,9 @@ from sextant.control.orgs import ProvisionedOrg, bootstrap_default_org
 from sextant.edge.endpoints import Endpoint, Reply
 from sextant.edge.openapi import openapi_document
 from sextant.edge.requests import RequestContext
+from sextant.faces.datadog.analytics import ProductAnalyticsQueries
 from sextant.faces.datadog.prodlytics import ProductAnalyticsIntake
+from sextant.faces.sextant.segments import SegmentsApi
 from sextant.ingest.writer import GroupCommitWriter
 from sextant.logs import configure_logging
 from sextant.storage.duckdb.store import DuckDBStore
@@ -103,6 +105,8 @@ def build_app(runtime: Runtime) -> Starlette:
     endpoints.extend(
         ProductAnalyticsIntake(runtime.directory, runtime.writer, runtime.settings.limits).endpoints()
     )
+    endpoints.extend(ProductAnalyticsQueries(runtime.directory, runtime.store).endpoints())
+    endpoints.extend(SegmentsApi(runtime.directory).endpoints())
     endpoints.extend(_system_endpoints(runtime, endpoints))
 
     @contextlib.asynccontextmanager

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from sextant.control.apps import Application, get_app
 from sextant.control.keys import KeyKind, find_key
+from sextant.control.segments import segment_members
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Principal:
 
 class Directory:
     def __init__(self, engine: sa.Engine, db_path: Path) -> None:
-        self._engine = engine
+        self.engine = engine
         self._probe = sqlite3.connect(db_path, check_same_thread=False)
         self._version: int | None = None
         self._principals: dict[str, Principal | None] = {}
@@ -53,7 +54,7 @@ class Directory:
             return self._principals[raw_key]
         except KeyError:
             pass
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             record = find_key(conn, raw_key)
         principal = None
         if record is not None and record.revoked_at is None:
@@ -76,9 +77,14 @@ class Directory:
             return self._apps[app_id]
         except KeyError:
             pass
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             app = get_app(conn, app_id)
         if len(self._apps) > 10_000:
             self._apps.clear()
         self._apps[app_id] = app
         return app
+
+    def segment(self, org_id: int, segment_id: str) -> list[str] | None:
+        """The user ids of the organization's segment (read fresh: segments change without notice)."""
+        with self.engine.connect() as conn:
+            return segment_members(conn, org_id, segment_id)

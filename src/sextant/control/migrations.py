@@ -28,8 +28,13 @@ def _v1_initial(conn: sa.Connection) -> None:
     )
 
 
+def _v2_segments(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.segments, schema.segment_members])
+
+
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
+    (2, _v2_segments),
 ]
 
 

@@ -49,3 +49,21 @@ applications = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+segment_members = sa.Table(
+    "segment_members",
+    metadata,
+    sa.Column(
+        "segment_id", sa.String(36), sa.ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("user_id", sa.String(1024), primary_key=True),
+)

@@ -95,18 +95,24 @@ def flatten_attributes(
 
 
 def _flatten_object(
-    obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int, max_depth: int, skip: frozenset[str]
+    obj: dict[str, Any],
+    prefix: str,
+    out: dict[str, Any],
+    depth: int,
+    max_depth: int,
+    skip: frozenset[str],
+    in_array: bool = False,
 ) -> None:
     if depth > max_depth:
         raise AttributeLimitError(f"attributes are nested deeper than {max_depth} levels")
     for key, value in obj.items():
         path = f"{prefix}.{key}" if prefix else key
         if isinstance(value, dict):
-            _flatten_object(value, path, out, depth + 1, max_depth, skip)
+            _flatten_object(value, path, out, depth + 1, max_depth, skip, in_array)
         elif isinstance(value, list):
             _flatten_array(value, path, out, depth + 1, max_depth, skip)
         elif path not in skip:
-            _put(out, path, value, from_array=False)
+            _put(out, path, value, from_array=in_array)
 
 
 def _flatten_array(
@@ -118,7 +124,8 @@ def _flatten_array(
         out[path] = []
     for item in items:
         if isinstance(item, dict):
-            _flatten_object(item, path, out, depth + 1, max_depth, skip)
+            # Every path below an array element is reached through the array: it holds a list.
+            _flatten_object(item, path, out, depth + 1, max_depth, skip, in_array=True)
         elif isinstance(item, list):
             _flatten_array(item, path, out, depth + 1, max_depth, skip)
         else:

@@ -75,3 +75,6 @@ class RequestContext:
             "client": client[0] if client else None,
         }
         self.stream.write(_encode(record).decode() + "\n")
+        # Written through at once: when stdout is a pipe or a file, Python would otherwise hold lines back
+        # until its buffer fills (or lose them on a crash).
+        self.stream.flush()

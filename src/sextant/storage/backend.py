@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import pyarrow as pa
+
 from sextant.core.events import EventBatch
+from sextant.query.events import EventListQuery, EventQuery
+
+
+class QueryTimeout(Exception):
+    """A query ran past its time limit and was cancelled."""
 
 
 class Backend(Protocol):
@@ -16,6 +23,13 @@ class Backend(Protocol):
 
     def delete_events_before(self, time_ms: int) -> int:
         """Drop events older than `time_ms` (retention); returns how many were dropped."""
+
+    def query_events(self, query: EventQuery, timeout_s: float) -> pa.Table:
+        """Columns `k0..kn` (group values), `bucket` (timeseries only) and `value`, one row per result."""
+
+    def list_events(self, query: EventListQuery, timeout_s: float) -> tuple[pa.Table, int]:
+        """The matching events (`event_id`, `time_ms`, standard fields named by path, `attributes` and the
+        requested columns `c0..cn` as JSON text) and how many match in all."""
 
     def close(self) -> None:
         """Flush and release the store."""

@@ -8,6 +8,7 @@ from sextant.control.directory import Directory, Principal
 from sextant.control.keys import KeyKind
 
 API_KEY_HEADER = "dd-api-key"
+APP_KEY_HEADER = "dd-application-key"
 
 
 class AuthFailure(Exception):
@@ -32,3 +33,38 @@ def require_api_key(request: Request, directory: Directory, scope: str) -> Princ
     if scope not in principal.scopes:
         raise AuthFailure(403, f"API key is not valid: it lacks the {scope} scope")
     return principal
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def require_app_key(request: Request, directory: Directory, scope: str) -> Principal:
+    """Query calls: `DD-API-KEY` + `DD-APPLICATION-KEY` of one organization, or `Authorization: Bearer` with
+    an application key. 401 when credentials are absent, 403 when they are not valid."""
+    bearer = _bearer(request)
+    raw_app = bearer or request.headers.get(APP_KEY_HEADER)
+    raw_api = request.headers.get(API_KEY_HEADER)
+    if bearer is None and (not raw_api or not raw_app):
+        missing = "DD-API-KEY" if not raw_api else "DD-APPLICATION-KEY"
+        raise AuthFailure(
+            401,
+            f"{missing} header is missing: send DD-API-KEY and DD-APPLICATION-KEY, or Authorization: Bearer",
+        )
+    assert raw_app is not None
+    app = directory.principal(raw_app)
+    if app is None or app.kind is not KeyKind.DD_APP_KEY:
+        raise AuthFailure(403, "Forbidden: the application key is not valid")
+    if scope not in app.scopes:
+        raise AuthFailure(403, f"Forbidden: the application key lacks the {scope} scope")
+    if raw_api:
+        api = directory.principal(raw_api)
+        if api is None or api.kind is not KeyKind.DD_API_KEY:
+            raise AuthFailure(403, "Forbidden: the API key is not valid")
+        if api.org_id != app.org_id:
+            raise AuthFailure(
+                403, "Forbidden: the API key and the application key belong to different organizations"
+            )
+    return app

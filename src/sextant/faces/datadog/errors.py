@@ -44,10 +44,12 @@ TITLES = {
     403: "Forbidden",
     408: "Request Timeout",
     413: "Payload Too Large",
+    404: "Not Found",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import duckdb
@@ -9,6 +10,9 @@ import numpy as np
 import pyarrow as pa
 
 from sextant.core.events import EventBatch
+from sextant.query.events import EventListQuery, EventQuery
+from sextant.storage.backend import QueryTimeout
+from sextant.storage.duckdb.event_sql import Compiled, compile_event_list, compile_event_query
 from sextant.storage.duckdb.schema import migrate
 
 _EVENT_SCHEMA = pa.schema(
@@ -36,9 +40,27 @@ class DuckDBStore:
         self._con = duckdb.connect(str(path))
         migrate(self._con)
 
-    def reader(self) -> duckdb.DuckDBPyConnection:
-        """A connection for one reading thread; it sees every committed write."""
-        return self._con.cursor()
+    def _read(self, compiled: Compiled, timeout_s: float) -> pa.Table:
+        # Each reading thread needs its own cursor; it sees every committed write.
+        cursor = self._con.cursor()
+        timer = threading.Timer(timeout_s, cursor.interrupt)
+        timer.start()
+        try:
+            return cursor.sql(compiled.sql, params=compiled.params).to_arrow_table()
+        except duckdb.InterruptException as exc:
+            raise QueryTimeout(f"the query ran longer than {timeout_s:g} s") from exc
+        finally:
+            timer.cancel()
+            cursor.close()
+
+    def query_events(self, query: EventQuery, timeout_s: float) -> pa.Table:
+        return self._read(compile_event_query(query), timeout_s)
+
+    def list_events(self, query: EventListQuery, timeout_s: float) -> tuple[pa.Table, int]:
+        page, total = compile_event_list(query)
+        rows = self._read(page, timeout_s)
+        count = self._read(total, timeout_s).column("total")[0].as_py()
+        return rows, int(count)
 
     def append_events(self, batch: EventBatch, first_event_id: int) -> None:
         n = len(batch)

@@ -1,0 +1,1 @@
+"""Sextant's own API, for what no vendor API covers (segments)."""

@@ -1,0 +1,1 @@
+"""Query IR and the parsers of vendor query languages that produce it."""

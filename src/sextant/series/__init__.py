@@ -1,0 +1,1 @@
+"""The time-series engine: aligned numpy arrays, pure computation."""

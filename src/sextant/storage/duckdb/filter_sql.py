@@ -1,0 +1,244 @@
+"""Compiling the filter IR to a DuckDB boolean expression over a row of `events`.
+
+Every value, and every attribute path, is a bound parameter: user input never becomes SQL text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sextant.core.events import STANDARD_PATHS
+from sextant.query import filters as F
+
+# Standard fields are columns named after their path; everything else is in the `attributes` JSON object.
+COLUMNS: dict[str, str] = {path: path.replace(".", "_") for path in sorted(STANDARD_PATHS)}
+_NUMERIC_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+
+
+class UnsupportedPath(ValueError):
+    """An attribute path that cannot be addressed (it contains a double quote or a control character)."""
+
+
+@dataclass
+class Params:
+    """Named parameters ($p0, $p1, ...) in the order they are created."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"${name}"
+
+
+def json_path(path: str) -> str:
+    if '"' in path or any(ord(c) < 32 for c in path):
+        raise UnsupportedPath(f"attribute path {path!r} contains a double quote or a control character")
+    return f'$."{path}"'
+
+
+# --- values of one field ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """SQL for one field of the current row: its JSON type name and its text, for scalars; and, for
+    attributes, the list form used when the stored value is an array."""
+
+    type_sql: str
+    text_sql: str
+    present_sql: str
+    array_sql: str | None  # a JSON[] expression, or None for a column (never an array)
+    is_array_sql: str | None
+
+
+def field_value(f: F.Field, params: Params) -> FieldValue:
+    column = COLUMNS.get(f.path)
+    if column is not None:
+        return FieldValue(
+            type_sql=f"CASE WHEN {column} IS NULL THEN NULL ELSE 'VARCHAR' END",
+            text_sql=column,
+            present_sql=f"{column} IS NOT NULL",
+            array_sql=None,
+            is_array_sql=None,
+        )
+    p = params.add(json_path(f.path))
+    return FieldValue(
+        type_sql=f"json_type(attributes, {p})",
+        text_sql=f"json_extract_string(attributes, {p})",
+        present_sql=f"json_exists(attributes, {p})",
+        array_sql=f"CAST(json_extract(attributes, {p}) AS JSON[])",
+        is_array_sql=f"json_type(attributes, {p}) = 'ARRAY'",
+    )
+
+
+def _element() -> tuple[str, str]:
+    """Type and text of `e`, the lambda variable over array elements."""
+    return "json_type(e)", "json_extract_string(e, '$')"
+
+
+def _on_values(f: F.Field, params: Params, scalar_predicate: Any) -> str:
+    """`scalar_predicate(type_sql, text_sql)` over the field's value, or over any element of an array."""
+    v = field_value(f, params)
+    scalar = scalar_predicate(v.type_sql, v.text_sql)
+    if v.array_sql is None:
+        return f"coalesce({scalar}, false)"
+    element = scalar_predicate(*_element())
+    return (
+        f"(CASE WHEN {v.is_array_sql} "
+        f"THEN coalesce(list_bool_or(list_transform({v.array_sql}, lambda e: {element})), false) "
+        f"ELSE coalesce({scalar}, false) END)"
+    )
+
+
+# --- filters ---------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _as_number(text: str) -> float | None:
+    if not _NUMBER.match(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+
+
+def like_pattern(pattern: str) -> str:
+    """A search wildcard pattern (`*`, `?`, backslash escapes) as a LIKE pattern with `\\` as escape."""
+    out: list[str] = []
+    chars = iter(pattern)
+    for c in chars:
+        if c == "\\":
+            literal = next(chars, "\\")
+            out.append("\\" + literal if literal in "%_\\" else literal)
+        elif c == "*":
+            out.append("%")
+        elif c == "?":
+            out.append("_")
+        elif c in "%_":
+            out.append("\\" + c)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def free_text_regex(text: str, wildcard: bool) -> str:
+    """RE2/Python regex matching `text` as a whole word; with `wildcard`, `*`/`?` match word characters."""
+    parts: list[str] = []
+    chars = iter(text)
+    for c in chars:
+        if c == "\\":
+            parts.append(re.escape(next(chars, "\\")))
+        elif wildcard and c == "*":
+            parts.append(r"\w*")
+        elif wildcard and c == "?":
+            parts.append(r"\w")
+        else:
+            parts.append(re.escape(c))
+    return r"(?i)(^|\W)" + "".join(parts) + r"($|\W)"
+
+
+def _term(t: F.Term, params: Params) -> str:
+    assert t.field is not None
+    text = params.add(t.text)
+    number = _as_number(t.text)
+    if number is None:
+        # Strings compare as text; booleans' text is "true"/"false", so `@a:true` matches both.
+        return _on_values(
+            t.field, params, lambda ty, tx: f"({ty} IN ('VARCHAR', 'BOOLEAN') AND {tx} = {text})"
+        )
+    num = params.add(number)
+    return _on_values(
+        t.field,
+        params,
+        lambda ty, tx: (
+            f"(({ty} = 'VARCHAR' AND {tx} = {text}) "
+            f"OR ({ty} IN {_NUMERIC_TYPES} AND TRY_CAST({tx} AS DOUBLE) = {num}))"
+        ),
+    )
+
+
+def _wildcard(w: F.Wildcard, params: Params) -> str:
+    assert w.field is not None
+    pattern = params.add(like_pattern(w.pattern))
+    return _on_values(w.field, params, lambda ty, tx: f"({ty} <> 'NULL' AND {tx} LIKE {pattern} ESCAPE '\\')")
+
+
+def _compare_one(op: str, bound: F.Bound, params: Params) -> Any:
+    if isinstance(bound, float):
+        num = params.add(bound)
+        text = params.add(_number_text(bound))
+        return lambda ty, tx: (
+            f"(CASE WHEN {ty} IN {_NUMERIC_TYPES} THEN TRY_CAST({tx} AS DOUBLE) {op} {num} "
+            f"WHEN {ty} = 'VARCHAR' THEN {tx} {op} {text} END)"
+        )
+    text = params.add(bound)
+    return lambda ty, tx: f"({ty} NOT IN ('NULL') AND {tx} {op} {text})"
+
+
+def _compare(c: F.Compare, params: Params) -> str:
+    return _on_values(c.field, params, _compare_one(c.op, c.value, params))
+
+
+def _range(r: F.Range, params: Params) -> str:
+    checks = []
+    if r.low is not None:
+        checks.append(_compare_one(">=" if r.low_inclusive else ">", r.low, params))
+    if r.high is not None:
+        checks.append(_compare_one("<=" if r.high_inclusive else "<", r.high, params))
+    if not checks:
+        return _exists(r.field, params)
+    return _on_values(r.field, params, lambda ty, tx: "(" + " AND ".join(c(ty, tx) for c in checks) + ")")
+
+
+def _exists(f: F.Field, params: Params) -> str:
+    return field_value(f, params).present_sql
+
+
+def _free_text(pattern: str, wildcard: bool, params: Params) -> str:
+    regex = params.add(free_text_regex(pattern, wildcard))
+    columns = " OR ".join(f"coalesce(regexp_matches({c}, {regex}), false)" for c in COLUMNS.values())
+    strings = (
+        "coalesce(list_bool_or(list_transform(json_extract(attributes, '$.*'), lambda v: "
+        f"CASE json_type(v) WHEN 'VARCHAR' THEN regexp_matches(json_extract_string(v, '$'), {regex}) "
+        "WHEN 'ARRAY' THEN coalesce(list_bool_or(list_transform(CAST(v AS JSON[]), lambda e: "
+        f"json_type(e) = 'VARCHAR' AND regexp_matches(json_extract_string(e, '$'), {regex}))), false) "
+        "ELSE false END)), false)"
+    )
+    return f"({columns} OR {strings})"
+
+
+def compile_filter(f: F.Filter, params: Params) -> str:
+    """A boolean SQL expression (never NULL) over a row of `events`."""
+    if isinstance(f, F.MatchAll):
+        return "true"
+    if isinstance(f, F.MatchNone):
+        return "false"
+    if isinstance(f, F.Term):
+        return _free_text(f.text, False, params) if f.field is None else _term(f, params)
+    if isinstance(f, F.Wildcard):
+        return _free_text(f.pattern, True, params) if f.field is None else _wildcard(f, params)
+    if isinstance(f, F.Exists):
+        return _exists(f.field, params)
+    if isinstance(f, F.Compare):
+        return _compare(f, params)
+    if isinstance(f, F.Range):
+        return _range(f, params)
+    if isinstance(f, F.Not):
+        return f"(NOT {compile_filter(f.operand, params)})"
+    if isinstance(f, F.And):
+        return (
+            "(" + " AND ".join(compile_filter(o, params) for o in f.operands) + ")" if f.operands else "true"
+        )
+    if isinstance(f, F.Or):
+        return (
+            "(" + " OR ".join(compile_filter(o, params) for o in f.operands) + ")" if f.operands else "false"
+        )
+    raise TypeError(f"unknown filter node {f!r}")
