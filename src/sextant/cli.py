@@ -45,6 +45,8 @@ segments_app = typer.Typer(
 )
 app.add_typer(apps_app, name="apps")
 app.add_typer(segments_app, name="segments")
+import_app = typer.Typer(help="Bulk imports into the store (stop the server first).", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 out = Console()
 err = Console(stderr=True)
@@ -339,6 +341,49 @@ def segments_delete(segment_id: str, org: OrgOption, data_dir: DataDir = Path(".
     if not deleted:
         _fail(f"no segment {segment_id!r} in organization {org!r} (see `sextant segments list --org ORG`)")
     out.print(f"Deleted {segment_id}")
+
+
+@import_app.command("events")
+def import_events_command(
+    file: Annotated[Path, typer.Argument(help="NDJSON (one event per line) or Parquet (.parquet) file.")],
+    org: OrgOption,
+    data_dir: DataDir = Path("./data"),
+) -> None:
+    """Import Product Analytics server-side events, validated and flattened exactly as the intake does.
+
+    All-or-nothing: one bad record (named by its line or row) or an interruption imports nothing, so fix
+    the file and run the command again. Events without a `date` get the import time.
+    """
+    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from sextant.control.directory import Directory
+    from sextant.faces.datadog.server_side_events import ServerSideEvents
+    from sextant.ingest.importer import ImportFailed, Source, import_events
+    from sextant.storage.duckdb.store import DuckDBStore, StoreBusy
+
+    settings = Settings(data_dir=data_dir)
+    engine = _control(data_dir)
+    try:
+        with engine.connect() as conn:
+            organization = find_org(conn, org)
+        source = Source.open(file)
+        store = DuckDBStore(settings.store_path)
+    except (LookupError, ImportFailed, StoreBusy) as exc:
+        _fail(str(exc))
+    directory = Directory(engine, settings.control_db_path)
+    events = ServerSideEvents(directory.application, organization.id, settings.limits.json_depth)
+    amount = DownloadColumn() if source.kind == "ndjson" else MofNCompleteColumn()
+    try:
+        with Progress("[progress.description]{task.description}", BarColumn(), amount, TimeRemainingColumn(),
+                      console=err) as progress:  # fmt: skip
+            task = progress.add_task(f"importing {file.name}", total=source.total)
+            count = import_events(store, source, events.add, lambda n: progress.advance(task, n))
+    except ImportFailed as exc:
+        _fail(f"{exc}; nothing was imported")
+    finally:
+        store.close()
+        directory.close()
+    out.print(f"Imported {count} events into organization {organization.name!r}")
 
 
 def main() -> None:

@@ -6,25 +6,24 @@ durable; every refusal uses the intake error body and says which field is wrong 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sextant.config import Limits
-from sextant.control.apps import Application
 from sextant.control.directory import Directory
-from sextant.core.events import AttributeLimitError, EventBatch, flatten_attributes
-from sextant.core.timeutil import check_event_time, now_ms
+from sextant.core.events import EventBatch
+from sextant.core.timeutil import now_ms
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply
 from sextant.faces.datadog.auth import AuthFailure, require_api_key
 from sextant.faces.datadog.errors import IntakeErrors, guarded, intake_error
+from sextant.faces.datadog.server_side_events import InvalidEvent, ServerSideEvents
 from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
 
 PATH = "/api/v2/prodlytics"
-SOURCE = "product_analytics"
 _ACCEPTED = Response(b"{}", 202, media_type="application/json")
 _decode = msgspec.json.Decoder().decode
 
@@ -52,10 +51,6 @@ class ServerSideEvent(msgspec.Struct, forbid_unknown_fields=False):
 
 class Accepted(msgspec.Struct):
     """Always the empty object."""
-
-
-class InvalidEvent(ValueError):
-    pass
 
 
 class ProductAnalyticsIntake:
@@ -136,91 +131,10 @@ class ProductAnalyticsIntake:
             raise InvalidEvent("Malformed payload: body must be a JSON object or an array of objects")
         batch = EventBatch()
         now = now_ms()
-        apps: dict[str, Application] = {}
+        events = ServerSideEvents(self._directory.application, org_id, self._limits.json_depth)
         for index, item in enumerate(items):
             try:
-                self._add_event(batch, item, org_id, now, apps)
+                events.add(batch, item, now)
             except InvalidEvent as exc:
                 raise InvalidEvent(f"event[{index}]: {exc}" if batched else str(exc)) from None
         return batch
-
-    def _add_event(
-        self, batch: EventBatch, item: Any, org_id: int, now: int, apps: dict[str, Application]
-    ) -> None:
-        if not isinstance(item, dict):
-            raise InvalidEvent("must be a JSON object")
-        app_id = _required_id(item, "application", "id")
-        name = _required_id(item, "event", "name")
-        kind = item.get("type")
-        if kind != "server":
-            if kind is None:
-                raise InvalidEvent('type is required and must be "server"')
-            raise InvalidEvent(
-                f'type must be "server" for server-side events, not {msgspec.json.encode(kind).decode()}'
-            )
-        usr = _optional_id(item, "usr")
-        account = _optional_id(item, "account")
-        session = _optional_id(item, "session")
-        if usr is None and account is None and session is None:
-            raise InvalidEvent("at least one of usr.id, account.id or session.id is required")
-        app = apps.get(app_id)
-        if app is None:
-            app = self._check_application(app_id, org_id)
-            apps[app_id] = app
-        time_ms = now
-        if "date" in item:
-            date = item["date"]
-            if not isinstance(date, int) or isinstance(date, bool):
-                raise InvalidEvent("date must be an integer number of milliseconds since the epoch")
-            problem = check_event_time(date, now)
-            if problem is not None:
-                raise InvalidEvent(f"date {date} {problem}")
-            time_ms = date
-        try:
-            attributes = flatten_attributes(item, max_depth=self._limits.json_depth)
-        except AttributeLimitError as exc:
-            raise InvalidEvent(str(exc)) from None
-        batch.add(
-            org_id=org_id,
-            time_ms=time_ms,
-            source=SOURCE,
-            name=name,
-            type="server",
-            application_id=app.id,
-            usr_id=usr,
-            account_id=account,
-            session_id=session,
-            attributes=attributes,
-        )
-
-    def _check_application(self, app_id: str, org_id: int) -> Application:
-        app = self._directory.application(app_id)
-        if app is None:
-            raise InvalidEvent(
-                f"application.id {app_id!r} is not a known application (see `sextant apps list`)"
-            )
-        if app.org_id != org_id:
-            raise InvalidEvent(f"application.id {app_id!r} belongs to another organization than this API key")
-        if not app.enabled:
-            raise InvalidEvent(f"application.id {app_id!r} is disabled for Product Analytics")
-        return app
-
-
-def _required_id(item: dict[str, Any], parent: str, field: str) -> str:
-    obj = item.get(parent)
-    if obj is None:
-        raise InvalidEvent(f"{parent}.{field} is required")
-    if not isinstance(obj, dict):
-        raise InvalidEvent(f"{parent} must be an object with a string {field!r}")
-    value = obj.get(field)
-    if value is None:
-        raise InvalidEvent(f"{parent}.{field} is required")
-    if not isinstance(value, str) or not value:
-        raise InvalidEvent(f"{parent}.{field} must be a non-empty string")
-    return value
-
-
-def _optional_id(item: dict[str, Any], parent: str) -> str | None:
-    if parent not in item:
-        return None
-    return _required_id(item, parent, "id")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -32,13 +34,35 @@ _EVENT_SCHEMA = pa.schema(
 )
 
 
+class StoreBusy(RuntimeError):
+    """Another process (the server) has the store open."""
+
+
 class DuckDBStore:
     """Owns the DuckDB connection. DuckDB allows one process per file: the server's."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(path))
+        try:
+            self._con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            raise StoreBusy(
+                f"{path} is in use by another process (is `sextant serve` running on this data dir?)"
+            ) from exc
         migrate(self._con)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several appends into one transaction: all of them are kept, or none."""
+        self._con.execute("BEGIN TRANSACTION").fetchall()
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK").fetchall()
+            raise
+        self._con.execute("COMMIT").fetchall()
 
     def _read(self, compiled: Compiled, timeout_s: float) -> pa.Table:
         # Each reading thread needs its own cursor; it sees every committed write.
