@@ -15,8 +15,8 @@ Where the rules leave a detail open, this file picks the simplest reading and sa
   JSON null has no text and matches no value test.
 - Text form of a numeric bound compared with a string: the integer digits when the float is integral
   (`1.0` -> `"1"`, so `@b:[1 TO 100]` matches "10" and not "2"), else `repr`.
-- "As strings otherwise" is taken literally: a boolean against a numeric bound compares `"true"` as text.
-- A word character is a letter, a digit or `_` (`str.isalnum()` or `_`). Free text matches when the text
+- Booleans and nulls match no comparison or range; a range with no bounds matches any number or string.
+- A word character is an ASCII letter, a digit or `_`. Free text matches when the text
   occurs in a string value, ignoring case, with no word character right before or right after it; in a
   free-text wildcard, `*` is any run of word characters and `?` one word character.
 - Strings compare by code point (the order of their UTF-8 bytes).
@@ -74,7 +74,7 @@ def matches(f: Filter, event: dict[str, Any]) -> bool:
         case Term(None, text):
             return _free_text(event, _word_regex(_literal_regex(text)))
         case Wildcard(None, pattern):
-            return _free_text(event, _word_regex(_pattern_regex(pattern, r"\w*", r"\w")))
+            return _free_text(event, _word_regex(_pattern_regex(pattern, f"{_WORD}*", _WORD)))
         case Term(field, text) if field is not None:
             return any(_equals(v, text) for v in _values(field, event) or [])
         case Wildcard(field, pattern) if field is not None:
@@ -84,7 +84,8 @@ def matches(f: Filter, event: dict[str, Any]) -> bool:
             return any(_compare(v, op, bound) for v in _values(field, event) or [])
         case Range(field, low, high, low_inclusive, high_inclusive):
             return any(
-                (low is None or _compare(v, ">=" if low_inclusive else ">", low))
+                (_is_number(v) or isinstance(v, str))
+                and (low is None or _compare(v, ">=" if low_inclusive else ">", low))
                 and (high is None or _compare(v, "<=" if high_inclusive else "<", high))
                 for v in _values(field, event) or []
             )
@@ -132,7 +133,7 @@ def _equals(v: Any, text: str) -> bool:
 
 
 def _compare(v: Any, op: str, bound: Bound) -> bool:
-    if v is None:
+    if v is None or isinstance(v, bool):
         return False
     if _is_number(v) and isinstance(bound, float):
         return _OPS[op](v, bound)
@@ -161,9 +162,11 @@ def _pattern_regex(pattern: str, star: str, question: str) -> str:
     return "".join(out)
 
 
+_WORD = "[A-Za-z0-9_]"
+
+
 def _word_regex(core: str) -> re.Pattern[str]:
-    # Python's `\w` is exactly "str.isalnum() or `_`" for str patterns.
-    return re.compile(r"(?<!\w)" + core + r"(?!\w)", re.IGNORECASE | re.DOTALL)
+    return re.compile(f"(?<!{_WORD}){core}(?!{_WORD})", re.IGNORECASE | re.DOTALL)
 
 
 def _strings(event: dict[str, Any]) -> Iterator[str]:

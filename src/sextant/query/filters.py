@@ -8,12 +8,16 @@ Matching rules (every backend implements these, and tests check them against an 
 - `Wildcard` patterns use `*` (any run of characters) and `?` (one character) over string values
   (and the text form of numbers and booleans).
 - `Compare` and `Range` compare numerically when both the stored value and the bound are numbers, and as
-  strings otherwise (`@b:[1 TO 100]` matches the string "10" but not "2").
+  strings otherwise (`@b:[1 TO 100]` matches the string "10" but not "2"); a numeric bound's text is its
+  digits when it is integral (`1.0` is "1"). Booleans and nulls match no comparison; a range
+  with no bounds matches any number or string.
 - `Exists` matches when the field is present (a stored `null` counts as present).
 - `Not` matches whatever its operand does not, including events that lack the field.
 - A `Term` or `Wildcard` without a field is free text: it matches when any string value of the event
-  (standard fields and attributes) contains it as a whole word, case-insensitively (wildcards apply
-  within one word).
+  (standard fields and attributes) contains it as a whole word, case-insensitively; a word character is
+  an ASCII letter, digit or `_`, and in free text `*` and `?` stand for word characters only.
+- The text form of a stored number is its JSON text as the store returns it; tests keep to numbers whose
+  text is the same everywhere (integers, and floats with a short decimal form).
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ class Term:
 @dataclass(frozen=True, slots=True)
 class Wildcard:
     field: Field | None
-    pattern: str  # `*` and `?` are wildcards here; a literal star or question mark is escaped as `\*`, `\?`
+    # `*` and `?` are wildcards; a backslash makes the next character literal (`\*`, `\?`, `\\`).
+    pattern: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def _as_number(text: str) -> float | None:
 
 
 def _number_text(value: float) -> str:
-    return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def like_pattern(pattern: str) -> str:
@@ -129,6 +129,9 @@ def like_pattern(pattern: str) -> str:
     return "".join(out)
 
 
+_WORD = "[A-Za-z0-9_]"
+
+
 def free_text_regex(text: str, wildcard: bool) -> str:
     """RE2/Python regex matching `text` as a whole word; with `wildcard`, `*`/`?` match word characters."""
     parts: list[str] = []
@@ -137,12 +140,12 @@ def free_text_regex(text: str, wildcard: bool) -> str:
         if c == "\\":
             parts.append(re.escape(next(chars, "\\")))
         elif wildcard and c == "*":
-            parts.append(r"\w*")
+            parts.append(f"{_WORD}*")
         elif wildcard and c == "?":
-            parts.append(r"\w")
+            parts.append(_WORD)
         else:
             parts.append(re.escape(c))
-    return r"(?i)(^|\W)" + "".join(parts) + r"($|\W)"
+    return rf"(?i)(^|[^A-Za-z0-9_]){''.join(parts)}($|[^A-Za-z0-9_])"
 
 
 def _term(t: F.Term, params: Params) -> str:
@@ -180,7 +183,7 @@ def _compare_one(op: str, bound: F.Bound, params: Params) -> Any:
             f"WHEN {ty} = 'VARCHAR' THEN {tx} {op} {text} END)"
         )
     text = params.add(bound)
-    return lambda ty, tx: f"({ty} NOT IN ('NULL') AND {tx} {op} {text})"
+    return lambda ty, tx: f"({ty} IN ('VARCHAR', {_NUMERIC_TYPES[1:-1]}) AND {tx} {op} {text})"
 
 
 def _compare(c: F.Compare, params: Params) -> str:
@@ -194,7 +197,7 @@ def _range(r: F.Range, params: Params) -> str:
     if r.high is not None:
         checks.append(_compare_one("<=" if r.high_inclusive else "<", r.high, params))
     if not checks:
-        return _exists(r.field, params)
+        return _on_values(r.field, params, lambda ty, tx: f"({ty} IN ('VARCHAR', {_NUMERIC_TYPES[1:-1]}))")
     return _on_values(r.field, params, lambda ty, tx: "(" + " AND ".join(c(ty, tx) for c in checks) + ")")
 
 
