@@ -93,8 +93,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
         }
     # Another organization's events must never match.
     other = EventBatch()
-    other.add(org_id=2, time_ms=START, source="product_analytics", name="view", type="server",
-              application_id=None, usr_id="u1", account_id=None, session_id=None, attributes={"s": "a"})  # fmt: skip
+    other.add(
+        org_id=2, time_ms=START, source="product_analytics", name="view", type="server",
+        application_id=None, usr_id="u1", account_id=None, session_id=None, attributes={"s": "a"},
+    )  # fmt: skip
     store = DuckDBStore(tmp_path_factory.mktemp("oracle") / "sextant.duckdb")
     store.append_events(batch, 1)
     store.append_events(other, 401)
