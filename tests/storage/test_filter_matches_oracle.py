@@ -65,8 +65,9 @@ class Corpus:
         return f"Corpus({len(self.events)} events)"
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+@pytest.fixture(scope="module", params=["json", "columns"])
+def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+    """The events, with attributes read from JSON, or from their own typed columns."""
     rng = random.Random(20261123)
     batch = EventBatch()
     events: dict[int, dict[str, Any]] = {}
@@ -100,6 +101,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     store = DuckDBStore(tmp_path_factory.mktemp("oracle") / "sextant.duckdb")
     store.append_events(batch, 1)
     store.append_events(other, 401)
+    if request.param == "columns":
+        store._columns.request(PATHS)
+        while store.has_maintenance:
+            store.maintain()
+        assert set(store._columns.ready()) == set(PATHS)
     yield Corpus(store, events)
     store.close()
 

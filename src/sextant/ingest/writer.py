@@ -96,9 +96,11 @@ class GroupCommitWriter:
         stop = False
         while not stop:
             try:
-                first = self._queue.get(timeout=60.0)
+                # With background work waiting, come back to it soon; otherwise sleep until a write.
+                first = self._queue.get(timeout=0.05 if self._store.has_maintenance else 60.0)
             except queue.Empty:
                 self._maybe_sweep()
+                self._maintain()
                 continue
             if first is _STOP:
                 break
@@ -118,7 +120,17 @@ class GroupCommitWriter:
                 count += len(item.batch)
             self._commit(group, count)
             self._maybe_sweep()
+            self._maintain()
         self._drain_after_stop()
+
+    def _maintain(self) -> None:
+        # Writes come first: one bounded step at a time, and only while no request is waiting.
+        while self._store.has_maintenance and self._queue.empty():
+            try:
+                self._store.maintain()
+            except Exception:
+                log.exception("background maintenance failed")
+                return
 
     def _drain_after_stop(self) -> None:
         group: list[_Pending] = []

@@ -21,6 +21,13 @@ class Backend(Protocol):
     def max_event_id(self) -> int:
         """The largest event id stored, 0 when there is none."""
 
+    @property
+    def has_maintenance(self) -> bool:
+        """Whether background work is waiting for the writer thread."""
+
+    def maintain(self) -> None:
+        """Do one bounded step of background work; called by the writer thread between commits."""
+
     def delete_events_before(self, time_ms: int) -> int:
         """Drop events older than `time_ms` (retention); returns how many were dropped."""
 

@@ -7,6 +7,7 @@ values), `bucket` (timeseries) and `value`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sextant.core.timeutil import now_ms, retention_floor_ms
@@ -24,15 +25,16 @@ from sextant.query.events import (
     SetRef,
 )
 from sextant.query.filters import Field, Filter
-from sextant.storage.duckdb.filter_sql import COLUMNS, Params, compile_filter, json_path
-
-_NUMERIC_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+from sextant.storage.duckdb.fields import COLUMNS, Params, field_value, group_key, json_path
+from sextant.storage.duckdb.filter_sql import compile_filter
 
 
 @dataclass(frozen=True)
 class Compiled:
     sql: str
     params: dict[str, object]
+    # Attribute paths read from JSON: the store gives them their own columns for next time.
+    from_json: frozenset[str] = frozenset()
 
 
 def _scope(org_id: int, source: str, start_ms: int, end_ms: int, params: Params) -> str:
@@ -107,62 +109,50 @@ def _occurrence_cte(occurrence: Occurrence, params: Params) -> tuple[str, str]:
     return qualified, kept
 
 
-def _key_list(f: Field, params: Params) -> str:
-    """Every value of the field on the row, as a list (a missing field is [NULL], an array its elements)."""
-    column = COLUMNS.get(f.path)
-    if column is not None:
-        return f"[{column}]"
-    p = params.add(json_path(f.path))
-    elements = params.add(json_path(f.path) + "[*]")
-    return (
-        f"CASE WHEN json_type(attributes, {p}) = 'ARRAY' AND json_array_length(attributes, {p}) > 0 "
-        f"THEN json_extract_string(attributes, {elements}) ELSE [json_extract_string(attributes, {p})] END"
-    )
-
-
-def _measure(f: Field, params: Params) -> str:
-    """The field as a number, or NULL when it is not a JSON number (strings and arrays are not measures)."""
-    column = COLUMNS.get(f.path)
-    if column is not None:
-        return "CAST(NULL AS DOUBLE)"
-    p = params.add(json_path(f.path))
-    return (
-        f"CASE WHEN json_type(attributes, {p}) IN {_NUMERIC_TYPES} "
-        f"THEN CAST(json_extract_string(attributes, {p}) AS DOUBLE) END"
-    )
-
-
-def _aggregation_input(agg: Aggregation, params: Params) -> str | None:
+def _aggregation_input(agg: Aggregation, params: Params) -> tuple[str | None, str | None]:
+    """The per-event input of an aggregation: a scalar expression, and for attribute cardinality also
+    the array elements (whose values each count)."""
     if agg.kind == "count":
-        return None
+        return None, None
     assert agg.field is not None
     if agg.kind == "cardinality":
-        column = COLUMNS.get(agg.field.path)
-        return column if column is not None else _key_list(agg.field, params)
-    return _measure(agg.field, params)
+        return group_key(agg.field, params)
+    return field_value(agg.field, params).number_sql, None
 
 
-def _aggregate(agg: Aggregation, column: str | None, params: Params) -> str:
+def _aggregate(agg: Aggregation, column: str | None, elements: str | None, params: Params) -> str:
     if agg.kind == "count":
         return "count(*)"
-    assert column is not None and agg.field is not None
+    assert column is not None
     if agg.kind == "cardinality":
-        if agg.field.path in COLUMNS:
+        if elements is None:
             return f"count(DISTINCT {column})"
-        return f"length(list_distinct(flatten(list({column}))))"
+        return f"length(list_distinct(flatten(list(coalesce({elements}, [{column}])))))"
     if agg.kind == "percentile":
         assert agg.quantile is not None
         return f"quantile_cont({column}, {params.add(agg.quantile)})"
     return f"{agg.kind}({column})"
 
 
-def compile_event_query(q: EventQuery) -> Compiled:
-    params = Params()
+def compile_event_query(q: EventQuery, slots: Mapping[str, int]) -> Compiled:
+    params = Params(slots=slots)
     aggregations = [q.aggregation, *(g.rank_by for g in q.group_by)]
-    inputs = [_aggregation_input(a, params) for a in aggregations]
     select = ["time_ms"]
-    select += [f"{expr} AS a{i}" for i, expr in enumerate(inputs) if expr is not None]
-    select += [f"{_key_list(g.field, params)} AS kl{j}" for j, g in enumerate(q.group_by)]
+    inputs: list[tuple[str | None, str | None]] = []
+    for i, agg in enumerate(aggregations):
+        scalar, elements = _aggregation_input(agg, params)
+        inputs.append((f"a{i}" if scalar else None, f"ae{i}" if elements else None))
+        if scalar:
+            select.append(f"{scalar} AS a{i}")
+        if elements:
+            select.append(f"{elements} AS ae{i}")
+    keys = []
+    for j, g in enumerate(q.group_by):
+        scalar, elements = group_key(g.field, params)
+        select.append(f"{scalar} AS ks{j}")
+        keys.append(elements is not None)
+        if elements is not None:
+            select.append(f"{elements} AS kl{j}")
     if q.occurrence is not None:
         column = _entity_column(q.occurrence.entity)
         if column not in select:
@@ -175,51 +165,66 @@ def compile_event_query(q: EventQuery) -> Compiled:
         source = "kept"
 
     def agg_sql(i: int) -> str:
-        return _aggregate(aggregations[i], f"a{i}" if inputs[i] is not None else None, params)
+        return _aggregate(aggregations[i], inputs[i][0], inputs[i][1], params)
 
-    keys = [f"k{j}" for j in range(len(q.group_by))]
+    names = [f"k{j}" for j in range(len(q.group_by))]
     if q.group_by:
-        # One unnest per level, each in its own SELECT, so that multi-valued facets multiply rather than zip.
-        relation = source
         for j, g in enumerate(q.group_by):
-            label = params.add(g.missing_label)
-            key = f"coalesce(k{j}, {label})" if g.include_missing else f"k{j}"
-            unnested = f"(SELECT *, unnest(kl{j}) AS k{j} FROM {relation})"
-            relation = f"(SELECT * REPLACE ({key} AS k{j}) FROM {unnested} WHERE {key} IS NOT NULL)"
-        lists = ", ".join(f"kl{j}" for j in range(len(q.group_by)))
-        ctes.append(f"keyed AS (SELECT * EXCLUDE ({lists}) FROM {relation})")
+            ctes.append(_keyed_level(j, g.include_missing, g.missing_label, keys[j], source, params))
+            source = f"keyed{j}"
         previous: str | None = None
         for j, g in enumerate(q.group_by):
             order = "DESC" if g.descending else "ASC"
-            prefix = ", ".join(keys[: j + 1])
+            prefix = ", ".join(names[: j + 1])
             ranks = "".join(f", r{i}" for i in range(j))
-            source_j = "keyed" if previous is None else f"keyed JOIN {previous} USING ({', '.join(keys[:j])})"
-            partition = f"PARTITION BY {', '.join(keys[:j])} " if j else ""
+            source_j = (
+                source if previous is None else f"{source} JOIN {previous} USING ({', '.join(names[:j])})"
+            )
+            partition = f"PARTITION BY {', '.join(names[:j])} " if j else ""
             ctes.append(
                 f"level{j} AS (SELECT * FROM (SELECT {prefix}{ranks}, row_number() OVER ({partition}"
                 f"ORDER BY {agg_sql(j + 1)} {order} NULLS LAST, k{j} ASC) AS r{j} "
                 f"FROM {source_j} GROUP BY {prefix}{ranks}) WHERE r{j} <= {params.add(g.limit)})"
             )
             previous = f"level{j}"
-        source = f"keyed JOIN {previous} USING ({', '.join(keys)})"
-    outputs = list(keys)
-    order_by = [f"r{j}" for j in range(len(keys))]
+        source = f"{source} JOIN {previous} USING ({', '.join(names)})"
+    outputs = list(names)
+    order_by = [f"r{j}" for j in range(len(names))]
     if q.interval_ms is not None:
         outputs.append(f"time_ms - (time_ms % {params.add(q.interval_ms)}) AS bucket")
         order_by.append("bucket")
-    grouping = outputs + order_by[: len(keys)]
-    group = f" GROUP BY {', '.join(g.split(' AS ')[-1] for g in grouping)}" if grouping else ""
+    grouping = [*names, *order_by]
+    group = f" GROUP BY {', '.join(grouping)}" if grouping else ""
     order = f" ORDER BY {', '.join(order_by)}" if order_by else ""
     sql = (
         f"WITH {', '.join(ctes)} "
         f"SELECT {', '.join([*outputs, f'{agg_sql(0)} AS value'])} FROM {source}{group}{order}"
     )
-    return Compiled(sql, params.values)
+    return Compiled(sql, params.used_in(sql), frozenset(params.from_json))
 
 
-def compile_event_list(q: EventListQuery) -> tuple[Compiled, Compiled]:
+def _keyed_level(
+    j: int, include_missing: bool, missing_label: str, has_elements: bool, source: str, params: Params
+) -> str:
+    """Rows of `source` with the key `k{j}`: scalar values as they are, each element of an array as its
+    own row (an event with several values belongs to several groups), a missing value as the label."""
+    drop = f"ks{j}, kl{j}" if has_elements else f"ks{j}"
+    key = f"coalesce(ks{j}, {params.add(missing_label)})" if include_missing else f"ks{j}"
+    scalar_rows = f"SELECT * EXCLUDE ({drop}), {key} AS k{j} FROM {source}"
+    conditions = [f"kl{j} IS NULL"] if has_elements else []
+    if not include_missing:
+        conditions.append(f"ks{j} IS NOT NULL")
+    if conditions:
+        scalar_rows += " WHERE " + " AND ".join(conditions)
+    if not has_elements:
+        return f"keyed{j} AS ({scalar_rows})"
+    array_rows = f"SELECT * EXCLUDE ({drop}), unnest(kl{j}) AS k{j} FROM {source} WHERE kl{j} IS NOT NULL"
+    return f"keyed{j} AS ({scalar_rows} UNION ALL BY NAME {array_rows})"
+
+
+def compile_event_list(q: EventListQuery, slots: Mapping[str, int]) -> tuple[Compiled, Compiled]:
     """The page of events and the total count of events matching, before the limit."""
-    params = Params()
+    params = Params(slots=slots)
     head, source = _list_source(q, params)
     columns = []
     for i, f in enumerate(q.columns):
@@ -232,27 +237,23 @@ def compile_event_list(q: EventListQuery) -> tuple[Compiled, Compiled]:
     if q.sort_field is None:
         sort = f"time_ms {order}, event_id {order}"
     else:
-        column = COLUMNS.get(q.sort_field.path)
-        if column is not None:
-            sort = f"{column} {order} NULLS LAST"
-        else:
-            p = params.add(json_path(q.sort_field.path))
-            sort = (
-                f"(CASE WHEN json_type(attributes, {p}) IN {_NUMERIC_TYPES} "
-                f"THEN CAST(json_extract_string(attributes, {p}) AS DOUBLE) END) {order} NULLS LAST, "
-                f"json_extract_string(attributes, {p}) {order} NULLS LAST"
-            )
-        sort += f", time_ms {order}, event_id {order}"
+        # Numbers in numeric order first, then everything else by its text.
+        v = field_value(q.sort_field, params)
+        sort = (
+            f"{v.number_sql} {order} NULLS LAST, {v.text_sql} {order} NULLS LAST, "
+            f"time_ms {order}, event_id {order}"
+        )
     standard = ", ".join(f'{column} AS "{path}"' for path, column in COLUMNS.items())
-    page = Compiled(
+    sql = (
         head + f"SELECT event_id, time_ms, {standard}, "
         f"CAST(attributes AS VARCHAR) AS attributes{''.join(', ' + c for c in columns)} "
-        f"FROM {source} ORDER BY {sort} LIMIT {params.add(q.limit)}",
-        params.values,
+        f"FROM {source} ORDER BY {sort} LIMIT {params.add(q.limit)}"
     )
-    total_params = Params()
+    page = Compiled(sql, params.used_in(sql), frozenset(params.from_json))
+    total_params = Params(slots=slots)
     total_head, total_source = _list_source(q, total_params)
-    total = Compiled(total_head + f"SELECT count(*) AS total FROM {total_source}", total_params.values)
+    total_sql = total_head + f"SELECT count(*) AS total FROM {total_source}"
+    total = Compiled(total_sql, total_params.used_in(total_sql))
     return page, total
 
 

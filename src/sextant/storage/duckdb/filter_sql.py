@@ -7,77 +7,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from sextant.core.events import STANDARD_PATHS
 from sextant.query import filters as F
-
-# Standard fields are columns named after their path; everything else is in the `attributes` JSON object.
-COLUMNS: dict[str, str] = {path: path.replace(".", "_") for path in sorted(STANDARD_PATHS)}
-_NUMERIC_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
-
-
-class UnsupportedPath(ValueError):
-    """An attribute path that cannot be addressed (it contains a double quote or a control character)."""
-
-
-@dataclass
-class Params:
-    """Named parameters ($p0, $p1, ...) in the order they are created."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, value: Any) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return f"${name}"
-
-
-def json_path(path: str) -> str:
-    if '"' in path or any(ord(c) < 32 for c in path):
-        raise UnsupportedPath(f"attribute path {path!r} contains a double quote or a control character")
-    return f'$."{path}"'
-
-
-# --- values of one field ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldValue:
-    """SQL for one field of the current row: its JSON type name and its text, for scalars; and, for
-    attributes, the list form used when the stored value is an array."""
-
-    type_sql: str
-    text_sql: str
-    present_sql: str
-    array_sql: str | None  # a JSON[] expression, or None for a column (never an array)
-    is_array_sql: str | None
-
-
-def field_value(f: F.Field, params: Params) -> FieldValue:
-    column = COLUMNS.get(f.path)
-    if column is not None:
-        return FieldValue(
-            type_sql=f"CASE WHEN {column} IS NULL THEN NULL ELSE 'VARCHAR' END",
-            text_sql=column,
-            present_sql=f"{column} IS NOT NULL",
-            array_sql=None,
-            is_array_sql=None,
-        )
-    p = params.add(json_path(f.path))
-    return FieldValue(
-        type_sql=f"json_type(attributes, {p})",
-        text_sql=f"json_extract_string(attributes, {p})",
-        present_sql=f"json_exists(attributes, {p})",
-        array_sql=f"CAST(json_extract(attributes, {p}) AS JSON[])",
-        is_array_sql=f"json_type(attributes, {p}) = 'ARRAY'",
-    )
-
-
-def _element() -> tuple[str, str]:
-    """Type and text of `e`, the lambda variable over array elements."""
-    return "json_type(e)", "json_extract_string(e, '$')"
+from sextant.storage.duckdb.fields import COLUMNS, NUMERIC_TYPES, Params, element_value, field_value
 
 
 def _on_values(f: F.Field, params: Params, scalar_predicate: Any) -> str:
@@ -86,7 +19,7 @@ def _on_values(f: F.Field, params: Params, scalar_predicate: Any) -> str:
     scalar = scalar_predicate(v.type_sql, v.text_sql)
     if v.array_sql is None:
         return f"coalesce({scalar}, false)"
-    element = scalar_predicate(*_element())
+    element = scalar_predicate(*element_value())
     return (
         f"(CASE WHEN {v.is_array_sql} "
         f"THEN coalesce(list_bool_or(list_transform({v.array_sql}, lambda e: {element})), false) "
@@ -163,7 +96,7 @@ def _term(t: F.Term, params: Params) -> str:
         params,
         lambda ty, tx: (
             f"(({ty} = 'VARCHAR' AND {tx} = {text}) "
-            f"OR ({ty} IN {_NUMERIC_TYPES} AND TRY_CAST({tx} AS DOUBLE) = {num}))"
+            f"OR ({ty} IN ({NUMERIC_TYPES}) AND TRY_CAST({tx} AS DOUBLE) = {num}))"
         ),
     )
 
@@ -179,11 +112,11 @@ def _compare_one(op: str, bound: F.Bound, params: Params) -> Any:
         num = params.add(bound)
         text = params.add(_number_text(bound))
         return lambda ty, tx: (
-            f"(CASE WHEN {ty} IN {_NUMERIC_TYPES} THEN TRY_CAST({tx} AS DOUBLE) {op} {num} "
+            f"(CASE WHEN {ty} IN ({NUMERIC_TYPES}) THEN TRY_CAST({tx} AS DOUBLE) {op} {num} "
             f"WHEN {ty} = 'VARCHAR' THEN {tx} {op} {text} END)"
         )
     text = params.add(bound)
-    return lambda ty, tx: f"({ty} IN ('VARCHAR', {_NUMERIC_TYPES[1:-1]}) AND {tx} {op} {text})"
+    return lambda ty, tx: f"({ty} IN ('VARCHAR', {NUMERIC_TYPES}) AND {tx} {op} {text})"
 
 
 def _compare(c: F.Compare, params: Params) -> str:
@@ -197,7 +130,7 @@ def _range(r: F.Range, params: Params) -> str:
     if r.high is not None:
         checks.append(_compare_one("<=" if r.high_inclusive else "<", r.high, params))
     if not checks:
-        return _on_values(r.field, params, lambda ty, tx: f"({ty} IN ('VARCHAR', {_NUMERIC_TYPES[1:-1]}))")
+        return _on_values(r.field, params, lambda ty, tx: f"({ty} IN ('VARCHAR', {NUMERIC_TYPES}))")
     return _on_values(r.field, params, lambda ty, tx: "(" + " AND ".join(c(ty, tx) for c in checks) + ")")
 
 

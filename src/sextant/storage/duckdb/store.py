@@ -14,6 +14,7 @@ import pyarrow as pa
 from sextant.core.events import EventBatch
 from sextant.query.events import EventListQuery, EventQuery
 from sextant.storage.backend import QueryTimeout
+from sextant.storage.duckdb.attribute_columns import AttributeColumns
 from sextant.storage.duckdb.event_sql import Compiled, compile_event_list, compile_event_query
 from sextant.storage.duckdb.schema import migrate
 
@@ -52,6 +53,8 @@ class DuckDBStore:
                 f"{path} is in use by another process (is `sextant serve` running on this data dir?)"
             ) from exc
         migrate(self._con)
+        self._columns = AttributeColumns(self._con)
+        self._last_event_id = self._scalar("SELECT coalesce(max(event_id), 0) FROM events")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -65,6 +68,7 @@ class DuckDBStore:
         self._con.execute("COMMIT").fetchall()
 
     def _read(self, compiled: Compiled, timeout_s: float) -> pa.Table:
+        self._columns.request(compiled.from_json)
         # Each reading thread needs its own cursor; it sees every committed write.
         cursor = self._con.cursor()
         timer = threading.Timer(timeout_s, cursor.interrupt)
@@ -78,10 +82,10 @@ class DuckDBStore:
             cursor.close()
 
     def query_events(self, query: EventQuery, timeout_s: float) -> pa.Table:
-        return self._read(compile_event_query(query), timeout_s)
+        return self._read(compile_event_query(query, self._columns.ready()), timeout_s)
 
     def list_events(self, query: EventListQuery, timeout_s: float) -> tuple[pa.Table, int]:
-        page, total = compile_event_list(query)
+        page, total = compile_event_list(query, self._columns.ready())
         rows = self._read(page, timeout_s)
         count = self._read(total, timeout_s).column("total")[0].as_py()
         return rows, int(count)
@@ -105,20 +109,31 @@ class DuckDBStore:
             schema=_EVENT_SCHEMA,
         )
         con = self._con
+        columns, params = self._columns.insert_columns()
+        extra = "".join(f", {sql} AS {name}" for name, sql in columns)
         con.register("incoming_events", table)
         try:
             # One statement is one transaction: DuckDB fsyncs its WAL before the commit returns.
-            self._scalar("INSERT INTO events SELECT * FROM incoming_events")
+            self._scalar(f"INSERT INTO events BY NAME SELECT *{extra} FROM incoming_events", params)
         finally:
             con.unregister("incoming_events")
+        self._last_event_id = first_event_id + n - 1
 
-    def _scalar(self, sql: str, params: list[object] | None = None) -> int:
+    def _scalar(self, sql: str, params: list[object] | dict[str, str] | None = None) -> int:
         # DuckDB refuses further work on a connection whose last result was not read to the end.
         rows = self._con.execute(sql, params).fetchall()
         return int(rows[0][0]) if rows else 0
 
     def max_event_id(self) -> int:
-        return self._scalar("SELECT coalesce(max(event_id), 0) FROM events")
+        return self._last_event_id
+
+    @property
+    def has_maintenance(self) -> bool:
+        return self._columns.has_work
+
+    def maintain(self) -> None:
+        """One bounded step of background work (materializing attributes); writer thread only."""
+        self._columns.step(self._last_event_id)
 
     def delete_events_before(self, time_ms: int) -> int:
         return self._scalar("DELETE FROM events WHERE time_ms < ?", [time_ms])
