@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -12,12 +13,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from bench.data import default_shape, events
 from datadog_api_client import ApiClient, Configuration
 from datadog_api_client.model_utils import validate_and_convert_types
 from datadog_api_client.v2.api.product_analytics_api import ProductAnalyticsApi
 from datadog_api_client.v2.model.product_analytics_analytics_request import ProductAnalyticsAnalyticsRequest
 
-from bench.data import default_shape, events
 from tests.serverproc import RunningServer, provision, sextant
 
 DAY = 86_400_000
@@ -99,9 +100,17 @@ def data(server: RunningServer) -> Dataset:
     docs = events(default_shape(3000, end_ms=end - 1000, days=7, seed=11), org["application_id"])
     # A few events lacking the facets (missing groups) and carrying an array facet.
     for i in range(25):
-        docs.append({"application": {"id": org["application_id"]}, "event": {"name": "page.viewed"}, "type": "server",
-                     "usr": {"id": f"lonely-{i % 4}"}, "amount": float(i), "date": end - 2000 - i * 3_600_000,
-                     "tags": ["red", "blue"] if i % 2 else ["red"]})  # fmt: skip
+        docs.append(
+            {
+                "application": {"id": org["application_id"]},
+                "event": {"name": "page.viewed"},
+                "type": "server",
+                "usr": {"id": f"lonely-{i % 4}"},
+                "amount": float(i),
+                "date": end - 2000 - i * 3_600_000,
+                "tags": ["red", "blue"] if i % 2 else ["red"],
+            }
+        )
     key = {"DD-API-KEY": org["keys"]["dd_api_key"]}
     with httpx.Client(timeout=60) as client:
         for i in range(0, len(docs), 500):
@@ -124,8 +133,11 @@ def scalar_table(body: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
 
 
 def count_query(search_text: str = "*", **extra: Any) -> dict[str, Any]:
-    return {"query": {"data_source": "product_analytics", "search": {"query": search_text}},
-            "compute": {"aggregation": "count"}, **extra}  # fmt: skip
+    return {
+        "query": {"data_source": "product_analytics", "search": {"query": search_text}},
+        "compute": {"aggregation": "count"},
+        **extra,
+    }
 
 
 # --- aggregations -----------------------------------------------------------------------------------------
@@ -221,10 +233,15 @@ def test_should_exclude_missing(data: Dataset) -> None:
 
 
 def test_nested_group_by_ranks_within_each_parent(data: Dataset) -> None:
-    body = data.ok("scalar", count_query(group_by=[
-        {"facet": "@geo.country", "limit": 3, "should_exclude_missing": True},
-        {"facet": "@customer.tier", "limit": 2},
-    ]))  # fmt: skip
+    body = data.ok(
+        "scalar",
+        count_query(
+            group_by=[
+                {"facet": "@geo.country", "limit": 3, "should_exclude_missing": True},
+                {"facet": "@customer.tier", "limit": 2},
+            ]
+        ),
+    )
     countries = Counter(get(d, "geo.country") for d in data.docs if get(d, "geo.country"))
     expected = []
     for country, _ in ranked(countries, 3):
@@ -241,10 +258,20 @@ def test_nested_group_by_ranks_within_each_parent(data: Dataset) -> None:
 
 
 def test_sort_by_another_aggregation(data: Dataset) -> None:
-    body = data.ok("scalar", {**count_query(), "group_by": [
-        {"facet": "@customer.tier", "limit": 2, "should_exclude_missing": True,
-         "sort": {"aggregation": "sum", "metric": "@amount", "order": "desc"}},
-    ]})  # fmt: skip
+    body = data.ok(
+        "scalar",
+        {
+            **count_query(),
+            "group_by": [
+                {
+                    "facet": "@customer.tier",
+                    "limit": 2,
+                    "should_exclude_missing": True,
+                    "sort": {"aggregation": "sum", "metric": "@amount", "order": "desc"},
+                },
+            ],
+        },
+    )
     sums: defaultdict[str, float] = defaultdict(float)
     counts: Counter[str] = Counter()
     for d in data.docs:
@@ -265,13 +292,19 @@ def test_array_facet_counts_each_value(data: Dataset) -> None:
 
 
 def test_timeseries_buckets_aligned_to_epoch(data: Dataset) -> None:
-    body = data.ok("timeseries", {**count_query(), "compute": {"aggregation": "count", "interval": DAY},
-                                  "group_by": [{"facet": "@customer.tier", "limit": 2, "should_exclude_missing": True}]})  # fmt: skip
+    body = data.ok(
+        "timeseries",
+        {
+            **count_query(),
+            "compute": {"aggregation": "count", "interval": DAY},
+            "group_by": [{"facet": "@customer.tier", "limit": 2, "should_exclude_missing": True}],
+        },
+    )
     attributes = body["data"]["attributes"]
     assert body["data"]["type"] == "timeseries_response"
     times = attributes["times"]
     assert times[0] == data.start - data.start % DAY and all(
-        b - a == DAY for a, b in zip(times, times[1:], strict=False)
+        b - a == DAY for a, b in itertools.pairwise(times)
     )
     assert times[-1] < data.end <= times[-1] + DAY
     assert attributes["intervals"] == [
@@ -321,9 +354,19 @@ def test_occurrences(data: Dataset, operator: str, test: Callable[[int], bool]) 
     selected = [d for d in data.docs if get(d, "event.name") == "payment.processed"]
     per_user = Counter(get(d, "usr.id") for d in selected)
     qualifying = {u for u, n in per_user.items() if test(n)}
-    query = {"query": {"data_source": "product_analytics_occurrence",
-                       "search": {"query": "@event.name:payment.processed", "occurrences": {"operator": operator, "value": "3" if operator in (">=", "gt") else ("2" if operator == "<" else "1")}}},
-             "compute": {"aggregation": "cardinality", "metric": "@usr.id"}}  # fmt: skip
+    query = {
+        "query": {
+            "data_source": "product_analytics_occurrence",
+            "search": {
+                "query": "@event.name:payment.processed",
+                "occurrences": {
+                    "operator": operator,
+                    "value": "3" if operator in (">=", "gt") else ("2" if operator == "<" else "1"),
+                },
+            },
+        },
+        "compute": {"aggregation": "cardinality", "metric": "@usr.id"},
+    }
     assert scalar_table(data.ok("scalar", query))[0][1] == len(qualifying)
     counted = {**query, "compute": {"aggregation": "count"}}
     assert scalar_table(data.ok("scalar", counted))[0][1] == sum(per_user[u] for u in qualifying)
@@ -335,23 +378,43 @@ def test_audience_users_accounts_segments_and_formula(data: Dataset) -> None:
     big_accounts = {
         get(d, "account.id") for d in data.docs if get(d, "account.id") in ("account-0", "account-1")
     }
-    segment_users = sorted(premium)[:5] + ["nobody"]
-    created = httpx.post(data.server.url + "/api/v2/sextant/segments", headers=data.headers,
-                         json={"name": "vip", "user_ids": segment_users}, timeout=30)  # fmt: skip
+    segment_users = [*sorted(premium)[:5], "nobody"]
+    created = httpx.post(
+        data.server.url + "/api/v2/sextant/segments",
+        headers=data.headers,
+        json={"name": "vip", "user_ids": segment_users},
+        timeout=30,
+    )
     assert created.status_code == 201, created.text
     segment_id = created.json()["id"]
     audience = {
-        "users": [{"name": "premium", "query": "@customer.tier:premium"}, {"name": "payers", "query": "@event.name:payment.processed"}],
+        "users": [
+            {"name": "premium", "query": "@customer.tier:premium"},
+            {"name": "payers", "query": "@event.name:payment.processed"},
+        ],
         "accounts": [{"name": "big", "query": "@account.id:(account-0 OR account-1)"}],
         "segments": [{"name": "vip", "segment_id": segment_id}],
-    }  # fmt: skip
+    }
     cases: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
         ("premium AND NOT payers", lambda d: get(d, "usr.id") in premium and get(d, "usr.id") not in payers),
         ("premium OR payers", lambda d: get(d, "usr.id") in premium | payers),
         ("vip", lambda d: get(d, "usr.id") in segment_users),
-        ("big AND (vip OR payers)", lambda d: get(d, "account.id") in big_accounts and get(d, "usr.id") in set(segment_users) | payers),
-        ("", lambda d: get(d, "usr.id") in premium and get(d, "usr.id") in payers and get(d, "account.id") in big_accounts and get(d, "usr.id") in segment_users),
-    ]  # fmt: skip
+        (
+            "big AND (vip OR payers)",
+            lambda d: (
+                get(d, "account.id") in big_accounts and get(d, "usr.id") in set(segment_users) | payers
+            ),
+        ),
+        (
+            "",
+            lambda d: (
+                get(d, "usr.id") in premium
+                and get(d, "usr.id") in payers
+                and get(d, "account.id") in big_accounts
+                and get(d, "usr.id") in segment_users
+            ),
+        ),
+    ]
     for formula, keep in cases:
         body = data.ok("scalar", count_query(audience_filters={**audience, "formula": formula}))
         assert scalar_table(body)[0][1] == sum(1 for d in data.docs if keep(d)), formula
@@ -361,8 +424,14 @@ def test_audience_users_accounts_segments_and_formula(data: Dataset) -> None:
 
 
 def test_list_newest_first_with_columns_and_total(data: Dataset) -> None:
-    body = data.ok("list", {"query": {"data_source": "product_analytics", "search": {"query": "@customer.tier:pro"}},
-                            "columns": ["@geo.country", "@amount", "@usr.id"], "limit": 7})  # fmt: skip
+    body = data.ok(
+        "list",
+        {
+            "query": {"data_source": "product_analytics", "search": {"query": "@customer.tier:pro"}},
+            "columns": ["@geo.country", "@amount", "@usr.id"],
+            "limit": 7,
+        },
+    )
     matching = sorted((d for d in data.docs if get(d, "customer.tier") == "pro"), key=lambda d: -d["date"])
     attributes = body["data"]["attributes"]
     assert body["data"]["type"] == "list_response"
@@ -375,8 +444,15 @@ def test_list_newest_first_with_columns_and_total(data: Dataset) -> None:
 
 
 def test_list_sorted_by_a_facet(data: Dataset) -> None:
-    body = data.ok("list", {"query": {"data_source": "product_analytics", "search": {"query": "*"}},
-                            "columns": ["@amount"], "limit": 5, "sort": {"facet": "@amount", "order": "asc"}})  # fmt: skip
+    body = data.ok(
+        "list",
+        {
+            "query": {"data_source": "product_analytics", "search": {"query": "*"}},
+            "columns": ["@amount"],
+            "limit": 5,
+            "sort": {"facet": "@amount", "order": "asc"},
+        },
+    )
     assert [r["@amount"] for r in body["data"]["attributes"]["records"]] == sorted(measure_values(data))[:5]
 
 
@@ -462,8 +538,12 @@ def test_auth_errors(data: Dataset, acme: dict[str, Any]) -> None:
         assert response.status_code == status, (headers, response.text)
         errors = response.json()["errors"]
         assert isinstance(errors, list) and all(isinstance(e, str) for e in errors) and errors
-    bearer = httpx.post(data.server.url + f"{BASE}/scalar", json=body, timeout=30,
-                        headers={"Authorization": "Bearer " + data.org["keys"]["dd_app_key"]})  # fmt: skip
+    bearer = httpx.post(
+        data.server.url + f"{BASE}/scalar",
+        json=body,
+        timeout=30,
+        headers={"Authorization": "Bearer " + data.org["keys"]["dd_app_key"]},
+    )
     assert bearer.status_code == 200
 
 
@@ -474,26 +554,236 @@ def attrs(query: dict[str, Any], **overrides: Any) -> dict[str, Any]:
 BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("not json", b"{", "not valid JSON"),
     ("no data", {}, "Object missing required field `data`"),
-    ("wrong type", {"data": {"type": "scalar_request", "attributes": attrs(count_query())}}, "data.type must be 'formula_analytics_extended_request'"),
-    ("from after to", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query(), **{"from": 5, "to": 5})}}, "from (5) must be less than to (5)"),
-    ("missing compute", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({"query": {"data_source": "product_analytics", "search": {}}})}}, "missing required field `compute`"),
-    ("unknown data source", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({**count_query(), "query": {"data_source": "logs", "search": {"query": "*"}}})}}, "unknown data_source 'logs'"),
-    ("two indexes", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({**count_query(), "indexes": ["a", "b"]})}}, "at most one index"),
-    ("unknown aggregation", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({**count_query(), "compute": {"aggregation": "mode", "metric": "@a"}})}}, "unknown aggregation 'mode'"),
-    ("missing metric", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({**count_query(), "compute": {"aggregation": "avg"}})}}, "needs a metric"),
-    ("bad percentile", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({**count_query(), "compute": {"aggregation": "pc0", "metric": "@a"}})}}, "between pc0 and pc100"),
-    ("bad occurrence operator", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({**count_query(), "query": {"data_source": "product_analytics_occurrence", "search": {"query": "*", "occurrences": {"operator": "!=", "value": "1"}}}})}}, "unknown occurrences.operator '!='"),
-    ("occurrence value", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({**count_query(), "query": {"data_source": "product_analytics_occurrence", "search": {"query": "*", "occurrences": {"operator": ">", "value": "many"}}}})}}, "occurrences.value must be a whole number"),
-    ("missing occurrences", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs({**count_query(), "query": {"data_source": "product_analytics_occurrence", "search": {"query": "*"}}})}}, "needs search.occurrences"),
-    ("unknown formula name", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query(audience_filters={"users": [{"name": "u", "query": "*"}], "formula": "u AND v"}))}}, "names 'v', which is not defined"),
-    ("segment not uuid", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query(audience_filters={"segments": [{"name": "s", "segment_id": "abc"}]}))}}, "is not a UUID"),
-    ("unknown segment", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query(audience_filters={"segments": [{"name": "s", "segment_id": "00000000-0000-4000-8000-000000000000"}]}))}}, "does not exist"),
-    ("duplicate audience name", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query(audience_filters={"users": [{"name": "u", "query": "*"}], "accounts": [{"name": "u", "query": "*"}]}))}}, "used twice"),
-    ("group limits product", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query(group_by=[{"facet": "@a", "limit": 200}, {"facet": "@b", "limit": 51}]))}}, "product of group_by limits is 10200"),
-    ("group limit zero", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query(group_by=[{"facet": "@a", "limit": 0}]))}}, "must be at least 1"),
-    ("bad search", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query("@a:(x OR"))}}, "invalid search query at position"),
-    ("bad facet", {"data": {"type": "formula_analytics_extended_request", "attributes": attrs(count_query(group_by=[{"facet": "@"}]))}}, "is not a valid facet path"),
-]  # fmt: skip
+    (
+        "wrong type",
+        {"data": {"type": "scalar_request", "attributes": attrs(count_query())}},
+        "data.type must be 'formula_analytics_extended_request'",
+    ),
+    (
+        "from after to",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(count_query(), **{"from": 5, "to": 5}),
+            }
+        },
+        "from (5) must be less than to (5)",
+    ),
+    (
+        "missing compute",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs({"query": {"data_source": "product_analytics", "search": {}}}),
+            }
+        },
+        "missing required field `compute`",
+    ),
+    (
+        "unknown data source",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    {**count_query(), "query": {"data_source": "logs", "search": {"query": "*"}}}
+                ),
+            }
+        },
+        "unknown data_source 'logs'",
+    ),
+    (
+        "two indexes",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs({**count_query(), "indexes": ["a", "b"]}),
+            }
+        },
+        "at most one index",
+    ),
+    (
+        "unknown aggregation",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs({**count_query(), "compute": {"aggregation": "mode", "metric": "@a"}}),
+            }
+        },
+        "unknown aggregation 'mode'",
+    ),
+    (
+        "missing metric",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs({**count_query(), "compute": {"aggregation": "avg"}}),
+            }
+        },
+        "needs a metric",
+    ),
+    (
+        "bad percentile",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs({**count_query(), "compute": {"aggregation": "pc0", "metric": "@a"}}),
+            }
+        },
+        "between pc0 and pc100",
+    ),
+    (
+        "bad occurrence operator",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    {
+                        **count_query(),
+                        "query": {
+                            "data_source": "product_analytics_occurrence",
+                            "search": {"query": "*", "occurrences": {"operator": "!=", "value": "1"}},
+                        },
+                    }
+                ),
+            }
+        },
+        "unknown occurrences.operator '!='",
+    ),
+    (
+        "occurrence value",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    {
+                        **count_query(),
+                        "query": {
+                            "data_source": "product_analytics_occurrence",
+                            "search": {"query": "*", "occurrences": {"operator": ">", "value": "many"}},
+                        },
+                    }
+                ),
+            }
+        },
+        "occurrences.value must be a whole number",
+    ),
+    (
+        "missing occurrences",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    {
+                        **count_query(),
+                        "query": {"data_source": "product_analytics_occurrence", "search": {"query": "*"}},
+                    }
+                ),
+            }
+        },
+        "needs search.occurrences",
+    ),
+    (
+        "unknown formula name",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    count_query(
+                        audience_filters={"users": [{"name": "u", "query": "*"}], "formula": "u AND v"}
+                    )
+                ),
+            }
+        },
+        "names 'v', which is not defined",
+    ),
+    (
+        "segment not uuid",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    count_query(audience_filters={"segments": [{"name": "s", "segment_id": "abc"}]})
+                ),
+            }
+        },
+        "is not a UUID",
+    ),
+    (
+        "unknown segment",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    count_query(
+                        audience_filters={
+                            "segments": [{"name": "s", "segment_id": "00000000-0000-4000-8000-000000000000"}]
+                        }
+                    )
+                ),
+            }
+        },
+        "does not exist",
+    ),
+    (
+        "duplicate audience name",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    count_query(
+                        audience_filters={
+                            "users": [{"name": "u", "query": "*"}],
+                            "accounts": [{"name": "u", "query": "*"}],
+                        }
+                    )
+                ),
+            }
+        },
+        "used twice",
+    ),
+    (
+        "group limits product",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(
+                    count_query(group_by=[{"facet": "@a", "limit": 200}, {"facet": "@b", "limit": 51}])
+                ),
+            }
+        },
+        "product of group_by limits is 10200",
+    ),
+    (
+        "group limit zero",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(count_query(group_by=[{"facet": "@a", "limit": 0}])),
+            }
+        },
+        "must be at least 1",
+    ),
+    (
+        "bad search",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(count_query("@a:(x OR")),
+            }
+        },
+        "invalid search query at position",
+    ),
+    (
+        "bad facet",
+        {
+            "data": {
+                "type": "formula_analytics_extended_request",
+                "attributes": attrs(count_query(group_by=[{"facet": "@"}])),
+            }
+        },
+        "is not a valid facet path",
+    ),
+]
 
 
 @pytest.mark.parametrize(("case", "body", "message"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
@@ -516,21 +806,43 @@ def test_timeseries_points_limit(data: Dataset) -> None:
 
 def test_list_limit_bounds(data: Dataset) -> None:
     for limit in (0, 1001):
-        response = data.post("list", data.request({"query": {"data_source": "product_analytics", "search": {"query": "*"}}, "limit": limit},
-                                                  "formula_analytics_extended_list_request"))  # fmt: skip
+        response = data.post(
+            "list",
+            data.request(
+                {"query": {"data_source": "product_analytics", "search": {"query": "*"}}, "limit": limit},
+                "formula_analytics_extended_list_request",
+            ),
+        )
         assert (
             response.status_code == 400 and "limit must be between 1 and 1000" in response.json()["errors"][0]
         )
-    ok = data.post("list", data.request({"query": {"data_source": "product_analytics", "search": {"query": "*"}}, "limit": 1000},
-                                        "formula_analytics_extended_list_request"))  # fmt: skip
+    ok = data.post(
+        "list",
+        data.request(
+            {"query": {"data_source": "product_analytics", "search": {"query": "*"}}, "limit": 1000},
+            "formula_analytics_extended_list_request",
+        ),
+    )
     assert ok.status_code == 200 and len(ok.json()["data"]["attributes"]["records"]) == 1000
 
 
 def test_segments_cli_and_http(data: Dataset, tmp_path: Any) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("user-1\nuser-2\n\nuser-2\n")
-    created = json.loads(sextant("segments", "create", "from-file", "--org", "analytics", "--file", str(ids), "--json",
-                                 "--data-dir", str(data.server.data_dir)).stdout)  # fmt: skip
+    created = json.loads(
+        sextant(
+            "segments",
+            "create",
+            "from-file",
+            "--org",
+            "analytics",
+            "--file",
+            str(ids),
+            "--json",
+            "--data-dir",
+            str(data.server.data_dir),
+        ).stdout
+    )
     assert created["size"] == 2
     listed = httpx.get(data.server.url + "/api/v2/sextant/segments", headers=data.headers, timeout=30).json()[
         "data"

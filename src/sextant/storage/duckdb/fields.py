@@ -114,5 +114,5 @@ def group_key(f: Field, params: Params) -> tuple[str, str | None]:
         return v.text_sql, None
     p = params.add(json_path(f.path) + "[*]")
     scalar = f"CASE WHEN {v.type_sql} IN ('ARRAY', 'NULL') THEN NULL ELSE {v.text_sql} END"
-    elements = f"CASE WHEN {v.is_array_sql} THEN list_filter(json_extract_string(attributes, {p}), lambda x: x IS NOT NULL) END"
-    return scalar, f"CASE WHEN len({elements}) > 0 THEN {elements} END"
+    elements = f"list_filter(json_extract_string(attributes, {p}), lambda x: x IS NOT NULL)"
+    return scalar, f"CASE WHEN {v.is_array_sql} AND len({elements}) > 0 THEN {elements} END"
