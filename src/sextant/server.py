@@ -33,8 +33,10 @@ from sextant.storage.duckdb.store import DuckDBStore
 log = logging.getLogger("sextant.server")
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
     status: str
+    # True while the store does background work (filling columns for newly hot attributes).
+    background_work: bool | None = None
 
 
 @dataclass
@@ -70,7 +72,8 @@ def _system_endpoints(runtime: Runtime, all_endpoints: list[Endpoint]) -> list[E
 
     async def ready(_: Request) -> Response:
         if runtime.writer.running:
-            return ok
+            state = Health("ok", background_work=runtime.store.has_maintenance)
+            return Response(msgspec.json.encode(state), media_type="application/json")
         return Response(
             msgspec.json.encode(Health("starting or stopping")), 503, media_type="application/json"
         )

@@ -30,6 +30,7 @@ class EventBatch:
     __slots__ = (
         "account_id",
         "application_id",
+        "array_paths",
         "attributes",
         "name",
         "org_id",
@@ -51,6 +52,9 @@ class EventBatch:
         self.account_id: list[str | None] = []
         self.session_id: list[str | None] = []
         self.attributes: list[str] = []
+        # Attribute paths holding a list in some event of the batch. The store remembers them, so that
+        # queries on the (many) paths that never held one can skip the array handling.
+        self.array_paths: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.time_ms)
@@ -79,10 +83,16 @@ class EventBatch:
         self.account_id.append(account_id)
         self.session_id.append(session_id)
         self.attributes.append(_encode(attributes).decode())
+        for path, value in attributes.items():
+            if value.__class__ is list:
+                self.array_paths.add(path)
 
     def extend(self, other: EventBatch) -> None:
         for column in self.__slots__:
-            getattr(self, column).extend(getattr(other, column))
+            if column == "array_paths":
+                self.array_paths |= other.array_paths
+            else:
+                getattr(self, column).extend(getattr(other, column))
 
 
 def flatten_attributes(

@@ -7,7 +7,6 @@ values), `bucket` (timeseries) and `value`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sextant.core.timeutil import now_ms, retention_floor_ms
@@ -25,7 +24,7 @@ from sextant.query.events import (
     SetRef,
 )
 from sextant.query.filters import Field, Filter
-from sextant.storage.duckdb.fields import COLUMNS, Params, field_value, group_key, json_path
+from sextant.storage.duckdb.fields import COLUMNS, Params, Schema, field_value, group_key, json_path
 from sextant.storage.duckdb.filter_sql import compile_filter
 
 
@@ -75,7 +74,7 @@ def _audience_sql(audience: Audience, scope: str, params: Params) -> str:
             return f"({known} AND NOT coalesce({compile_expr(expr.operand)}, false))"
         joiner = " AND " if isinstance(expr, SetAnd) else " OR "
         assert isinstance(expr, (SetAnd, SetOr))
-        return "(" + joiner.join(f"coalesce({compile_expr(o)}, false)" for o in expr.operands) + ")"
+        return "(" + joiner.join(compile_expr(o) for o in expr.operands) + ")"
 
     return compile_expr(audience.formula)
 
@@ -117,7 +116,7 @@ def _aggregation_input(agg: Aggregation, params: Params) -> tuple[str | None, st
     assert agg.field is not None
     if agg.kind == "cardinality":
         return group_key(agg.field, params)
-    return field_value(agg.field, params).number_sql, None
+    return field_value(agg.field, params).scalar.number_sql, None
 
 
 def _aggregate(agg: Aggregation, column: str | None, elements: str | None, params: Params) -> str:
@@ -134,8 +133,8 @@ def _aggregate(agg: Aggregation, column: str | None, elements: str | None, param
     return f"{agg.kind}({column})"
 
 
-def compile_event_query(q: EventQuery, slots: Mapping[str, int]) -> Compiled:
-    params = Params(slots=slots)
+def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
+    params = Params(schema=schema)
     aggregations = [q.aggregation, *(g.rank_by for g in q.group_by)]
     select = ["time_ms"]
     inputs: list[tuple[str | None, str | None]] = []
@@ -173,6 +172,10 @@ def compile_event_query(q: EventQuery, slots: Mapping[str, int]) -> Compiled:
             ctes.append(_keyed_level(j, g.include_missing, g.missing_label, keys[j], source, params))
             source = f"keyed{j}"
         previous: str | None = None
+        # When the last level ranks its groups by the very aggregation asked for (the usual case) and no
+        # time buckets are wanted, ranking already computed the answer: one pass instead of two.
+        last = len(q.group_by) - 1
+        single_pass = q.interval_ms is None and q.group_by[last].rank_by == q.aggregation
         for j, g in enumerate(q.group_by):
             order = "DESC" if g.descending else "ASC"
             prefix = ", ".join(names[: j + 1])
@@ -181,12 +184,17 @@ def compile_event_query(q: EventQuery, slots: Mapping[str, int]) -> Compiled:
                 source if previous is None else f"{source} JOIN {previous} USING ({', '.join(names[:j])})"
             )
             partition = f"PARTITION BY {', '.join(names[:j])} " if j else ""
+            value = f", {agg_sql(0)} AS value" if single_pass and j == last else ""
             ctes.append(
-                f"level{j} AS (SELECT * FROM (SELECT {prefix}{ranks}, row_number() OVER ({partition}"
+                f"level{j} AS (SELECT * FROM (SELECT {prefix}{ranks}{value}, row_number() OVER ({partition}"
                 f"ORDER BY {agg_sql(j + 1)} {order} NULLS LAST, k{j} ASC) AS r{j} "
                 f"FROM {source_j} GROUP BY {prefix}{ranks}) WHERE r{j} <= {params.add(g.limit)})"
             )
             previous = f"level{j}"
+        if single_pass:
+            ranked = ", ".join(f"r{j}" for j in range(len(names)))
+            sql = f"WITH {', '.join(ctes)} SELECT {', '.join(names)}, value FROM {previous} ORDER BY {ranked}"
+            return Compiled(sql, params.used_in(sql), frozenset(params.from_json))
         source = f"{source} JOIN {previous} USING ({', '.join(names)})"
     outputs = list(names)
     order_by = [f"r{j}" for j in range(len(names))]
@@ -222,9 +230,9 @@ def _keyed_level(
     return f"keyed{j} AS ({scalar_rows} UNION ALL BY NAME {array_rows})"
 
 
-def compile_event_list(q: EventListQuery, slots: Mapping[str, int]) -> tuple[Compiled, Compiled]:
+def compile_event_list(q: EventListQuery, schema: Schema) -> tuple[Compiled, Compiled]:
     """The page of events and the total count of events matching, before the limit."""
-    params = Params(slots=slots)
+    params = Params(schema=schema)
     head, source = _list_source(q, params)
     columns = []
     for i, f in enumerate(q.columns):
@@ -240,7 +248,7 @@ def compile_event_list(q: EventListQuery, slots: Mapping[str, int]) -> tuple[Com
         # Numbers in numeric order first, then everything else by its text.
         v = field_value(q.sort_field, params)
         sort = (
-            f"{v.number_sql} {order} NULLS LAST, {v.text_sql} {order} NULLS LAST, "
+            f"{v.scalar.number_sql} {order} NULLS LAST, {v.scalar.text_sql} {order} NULLS LAST, "
             f"time_ms {order}, event_id {order}"
         )
     standard = ", ".join(f'{column} AS "{path}"' for path, column in COLUMNS.items())
@@ -250,7 +258,7 @@ def compile_event_list(q: EventListQuery, slots: Mapping[str, int]) -> tuple[Com
         f"FROM {source} ORDER BY {sort} LIMIT {params.add(q.limit)}"
     )
     page = Compiled(sql, params.used_in(sql), frozenset(params.from_json))
-    total_params = Params(slots=slots)
+    total_params = Params(schema=schema)
     total_head, total_source = _list_source(q, total_params)
     total_sql = total_head + f"SELECT count(*) AS total FROM {total_source}"
     total = Compiled(total_sql, total_params.used_in(total_sql))

@@ -1,9 +1,10 @@
 """How one field of an event row reads in DuckDB SQL.
 
-Standard fields are columns named after their path. Other attributes live in the `attributes` JSON
-object; a frequently queried attribute is also copied into typed columns (see attribute_columns.py):
-`a{slot}_t` (its JSON type), `a{slot}_s` (its text) and `a{slot}_d` (its value when a number), which
-read 20-100x faster than JSON. Every value, and every attribute path, is a bound parameter.
+Standard fields are columns named after their path. Other attributes live in the `attributes` JSON object;
+a frequently queried attribute is also copied into typed columns (see attribute_columns.py):
+`a{slot}_t` (its JSON type), `a{slot}_s` (its text) and `a{slot}_d` (its value when a number), which read
+20-100x faster than JSON. Paths that never held an array skip array handling altogether. Every value, and
+every attribute path, is a bound parameter.
 """
 
 from __future__ import annotations
@@ -25,12 +26,20 @@ class UnsupportedPath(ValueError):
     """An attribute path that cannot be addressed (it contains a double quote or a control character)."""
 
 
-@dataclass
-class Params:
-    """Named parameters ($p0, $p1, ...), the attribute columns usable by this statement, and the attribute
-    paths it had to read from JSON (candidates for their own columns)."""
+@dataclass(frozen=True)
+class Schema:
+    """What a statement may rely on: attributes with their own columns, and paths that held arrays."""
 
     slots: Mapping[str, int] = field(default_factory=dict)
+    arrays: frozenset[str] = frozenset()
+
+
+@dataclass
+class Params:
+    """Named parameters ($p0, $p1, ...), the schema the statement is compiled against, and the attribute
+    paths it had to read from JSON (candidates for their own columns)."""
+
+    schema: Schema = field(default_factory=Schema)
     values: dict[str, Any] = field(default_factory=dict)
     from_json: set[str] = field(default_factory=set)
 
@@ -40,8 +49,7 @@ class Params:
         return f"${name}"
 
     def used_in(self, sql: str) -> dict[str, Any]:
-        """The parameters `sql` refers to (DuckDB refuses unused ones; some expressions are built but not
-        used, such as an attribute's array form when a filter only tests presence)."""
+        """The parameters `sql` refers to (DuckDB refuses unused ones)."""
         used = set(_REFERENCE.findall(sql))
         return {name: value for name, value in self.values.items() if name in used}
 
@@ -67,52 +75,61 @@ def typed_projection(path_param: str, source: str = "attributes") -> tuple[str, 
 
 
 @dataclass(frozen=True)
-class FieldValue:
-    """SQL for one field of the current row: JSON type name, text and number for scalars; for attributes
-    also whether the stored value is an array, and the array as JSON[]."""
+class Scalar:
+    """One scalar value in SQL: its JSON type name, its text and its number (NULL unless numeric)."""
 
     type_sql: str
     text_sql: str
     number_sql: str
+    is_column: bool = False  # a standard column: a string or NULL, never anything else
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    scalar: Scalar
     present_sql: str
-    is_array_sql: str | None  # None for a column, which is never an array
-    array_sql: str | None
+    # For attributes that held an array somewhere: whether this row's value is one, and its elements.
+    is_array_sql: str | None = None
+    elements_sql: str | None = None  # JSON[]
+
+
+ELEMENT = Scalar(
+    "json_type(e)",
+    "json_extract_string(e, '$')",
+    f"CASE WHEN json_type(e) IN ({NUMERIC_TYPES}) THEN CAST(json_extract_string(e, '$') AS DOUBLE) END",
+)
 
 
 def field_value(f: Field, params: Params) -> FieldValue:
     column = COLUMNS.get(f.path)
     if column is not None:
         return FieldValue(
-            type_sql=f"CASE WHEN {column} IS NULL THEN NULL ELSE 'VARCHAR' END",
-            text_sql=column,
-            number_sql="CAST(NULL AS DOUBLE)",
-            present_sql=f"{column} IS NOT NULL",
-            is_array_sql=None,
-            array_sql=None,
+            Scalar("'VARCHAR'", column, "CAST(NULL AS DOUBLE)", is_column=True), f"{column} IS NOT NULL"
         )
     p = params.add(json_path(f.path))
-    array = f"CAST(json_extract(attributes, {p}) AS JSON[])"
-    slot = params.slots.get(f.path)
+    slot = params.schema.slots.get(f.path)
     if slot is not None:
         t, s, d = slot_columns(slot)
-        return FieldValue(t, s, d, f"{t} IS NOT NULL", f"{t} = 'ARRAY'", array)
-    params.from_json.add(f.path)
-    t, s, d = typed_projection(p)
-    return FieldValue(t, s, d, f"json_exists(attributes, {p})", f"{t} = 'ARRAY'", array)
-
-
-def element_value() -> tuple[str, str]:
-    """Type and text of `e`, the lambda variable over array elements."""
-    return "json_type(e)", "json_extract_string(e, '$')"
+        scalar = Scalar(t, s, d)
+        present = f"{t} IS NOT NULL"
+    else:
+        params.from_json.add(f.path)
+        scalar = Scalar(*typed_projection(p))
+        present = f"json_exists(attributes, {p})"
+    if f.path not in params.schema.arrays:
+        return FieldValue(scalar, present)
+    return FieldValue(
+        scalar, present, f"{scalar.type_sql} = 'ARRAY'", f"CAST(json_extract(attributes, {p}) AS JSON[])"
+    )
 
 
 def group_key(f: Field, params: Params) -> tuple[str, str | None]:
-    """The field as a group key: its text when a scalar (NULL when absent, null or an array), and for
-    attributes the list of element texts when it is a non-empty array (NULL otherwise)."""
+    """The field as a group key: its text when a scalar (NULL when absent or null), and, for attributes
+    that held arrays, the element texts when this row's value is a non-empty array (NULL otherwise)."""
     v = field_value(f, params)
     if v.is_array_sql is None:
-        return v.text_sql, None
+        return v.scalar.text_sql, None  # a JSON null's text is NULL already
     p = params.add(json_path(f.path) + "[*]")
-    scalar = f"CASE WHEN {v.type_sql} IN ('ARRAY', 'NULL') THEN NULL ELSE {v.text_sql} END"
+    scalar = f"CASE WHEN {v.is_array_sql} THEN NULL ELSE {v.scalar.text_sql} END"
     elements = f"list_filter(json_extract_string(attributes, {p}), lambda x: x IS NOT NULL)"
     return scalar, f"CASE WHEN {v.is_array_sql} AND len({elements}) > 0 THEN {elements} END"

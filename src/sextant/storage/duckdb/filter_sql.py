@@ -1,33 +1,32 @@
 """Compiling the filter IR to a DuckDB boolean expression over a row of `events`.
 
-Every value, and every attribute path, is a bound parameter: user input never becomes SQL text.
+Expressions may be NULL where a value is missing; NULL behaves as false under AND, OR and WHERE, and only
+NOT needs it made false first (`NOT coalesce(x, false)`). Keeping plain comparisons (`event_name = $p1`)
+lets DuckDB push them into the scan. Every value and every attribute path is a bound parameter.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from collections.abc import Callable
 
 from sextant.query import filters as F
-from sextant.storage.duckdb.fields import COLUMNS, NUMERIC_TYPES, Params, element_value, field_value
+from sextant.storage.duckdb.fields import COLUMNS, ELEMENT, NUMERIC_TYPES, Params, Scalar, field_value
+
+Predicate = Callable[[Scalar], str]
 
 
-def _on_values(f: F.Field, params: Params, scalar_predicate: Any) -> str:
-    """`scalar_predicate(type_sql, text_sql)` over the field's value, or over any element of an array."""
+def _on_values(f: F.Field, params: Params, predicate: Predicate) -> str:
+    """`predicate` over the field's value, or over any element when this row's value is an array."""
     v = field_value(f, params)
-    scalar = scalar_predicate(v.type_sql, v.text_sql)
-    if v.array_sql is None:
-        return f"coalesce({scalar}, false)"
-    element = scalar_predicate(*element_value())
-    return (
-        f"(CASE WHEN {v.is_array_sql} "
-        f"THEN coalesce(list_bool_or(list_transform({v.array_sql}, lambda e: {element})), false) "
-        f"ELSE coalesce({scalar}, false) END)"
-    )
+    scalar = predicate(v.scalar)
+    if v.is_array_sql is None:
+        return scalar
+    element = predicate(ELEMENT)
+    any_element = f"list_bool_or(list_transform({v.elements_sql}, lambda e: {element}))"
+    return f"(CASE WHEN {v.is_array_sql} THEN {any_element} ELSE {scalar} END)"
 
-
-# --- filters ---------------------------------------------------------------------------------------------
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -86,41 +85,45 @@ def _term(t: F.Term, params: Params) -> str:
     text = params.add(t.text)
     number = _as_number(t.text)
     if number is None:
-        # Strings compare as text; booleans' text is "true"/"false", so `@a:true` matches both.
-        return _on_values(
-            t.field, params, lambda ty, tx: f"({ty} IN ('VARCHAR', 'BOOLEAN') AND {tx} = {text})"
-        )
+        # No number's text can equal a non-numeric text, and booleans' text is "true"/"false", so the text
+        # alone decides: `@a:true` matches the boolean and the string.
+        return _on_values(t.field, params, lambda v: f"{v.text_sql} = {text}")
     num = params.add(number)
-    return _on_values(
-        t.field,
-        params,
-        lambda ty, tx: (
-            f"(({ty} = 'VARCHAR' AND {tx} = {text}) "
-            f"OR ({ty} IN ({NUMERIC_TYPES}) AND TRY_CAST({tx} AS DOUBLE) = {num}))"
-        ),
-    )
+
+    def numeric(v: Scalar) -> str:
+        if v.is_column:
+            return f"{v.text_sql} = {text}"
+        return f"(({v.type_sql} = 'VARCHAR' AND {v.text_sql} = {text}) OR {v.number_sql} = {num})"
+
+    return _on_values(t.field, params, numeric)
 
 
 def _wildcard(w: F.Wildcard, params: Params) -> str:
     assert w.field is not None
     pattern = params.add(like_pattern(w.pattern))
-    return _on_values(w.field, params, lambda ty, tx: f"({ty} <> 'NULL' AND {tx} LIKE {pattern} ESCAPE '\\')")
+    return _on_values(w.field, params, lambda v: f"{v.text_sql} LIKE {pattern} ESCAPE '\\'")
 
 
-def _compare_one(op: str, bound: F.Bound, params: Params) -> Any:
+def _compare_one(op: str, bound: F.Bound, params: Params) -> Predicate:
     if isinstance(bound, float):
         num = params.add(bound)
         text = params.add(_number_text(bound))
-        return lambda ty, tx: (
-            f"(CASE WHEN {ty} IN ({NUMERIC_TYPES}) THEN TRY_CAST({tx} AS DOUBLE) {op} {num} "
-            f"WHEN {ty} = 'VARCHAR' THEN {tx} {op} {text} END)"
-        )
+
+        def numeric(v: Scalar) -> str:
+            as_text = f"{v.text_sql} {op} {text}"
+            if v.is_column:
+                return as_text
+            return f"(CASE WHEN {v.type_sql} = 'VARCHAR' THEN {as_text} ELSE {v.number_sql} {op} {num} END)"
+
+        return numeric
     text = params.add(bound)
-    return lambda ty, tx: f"({ty} IN ('VARCHAR', {NUMERIC_TYPES}) AND {tx} {op} {text})"
 
+    def textual(v: Scalar) -> str:
+        if v.is_column:
+            return f"{v.text_sql} {op} {text}"
+        return f"({v.type_sql} IN ('VARCHAR', {NUMERIC_TYPES}) AND {v.text_sql} {op} {text})"
 
-def _compare(c: F.Compare, params: Params) -> str:
-    return _on_values(c.field, params, _compare_one(c.op, c.value, params))
+    return textual
 
 
 def _range(r: F.Range, params: Params) -> str:
@@ -130,29 +133,33 @@ def _range(r: F.Range, params: Params) -> str:
     if r.high is not None:
         checks.append(_compare_one("<=" if r.high_inclusive else "<", r.high, params))
     if not checks:
-        return _on_values(r.field, params, lambda ty, tx: f"({ty} IN ('VARCHAR', {NUMERIC_TYPES}))")
-    return _on_values(r.field, params, lambda ty, tx: "(" + " AND ".join(c(ty, tx) for c in checks) + ")")
-
-
-def _exists(f: F.Field, params: Params) -> str:
-    return field_value(f, params).present_sql
+        return _on_values(
+            r.field,
+            params,
+            lambda v: (
+                f"{v.text_sql} IS NOT NULL"
+                if v.is_column
+                else f"{v.type_sql} IN ('VARCHAR', {NUMERIC_TYPES})"
+            ),
+        )
+    return _on_values(r.field, params, lambda v: "(" + " AND ".join(c(v) for c in checks) + ")")
 
 
 def _free_text(pattern: str, wildcard: bool, params: Params) -> str:
     regex = params.add(free_text_regex(pattern, wildcard))
-    columns = " OR ".join(f"coalesce(regexp_matches({c}, {regex}), false)" for c in COLUMNS.values())
+    columns = " OR ".join(f"regexp_matches({c}, {regex})" for c in COLUMNS.values())
     strings = (
-        "coalesce(list_bool_or(list_transform(json_extract(attributes, '$.*'), lambda v: "
+        "list_bool_or(list_transform(json_extract(attributes, '$.*'), lambda v: "
         f"CASE json_type(v) WHEN 'VARCHAR' THEN regexp_matches(json_extract_string(v, '$'), {regex}) "
-        "WHEN 'ARRAY' THEN coalesce(list_bool_or(list_transform(CAST(v AS JSON[]), lambda e: "
-        f"json_type(e) = 'VARCHAR' AND regexp_matches(json_extract_string(e, '$'), {regex}))), false) "
-        "ELSE false END)), false)"
+        "WHEN 'ARRAY' THEN list_bool_or(list_transform(CAST(v AS JSON[]), lambda e: "
+        f"json_type(e) = 'VARCHAR' AND regexp_matches(json_extract_string(e, '$'), {regex}))) "
+        "ELSE false END))"
     )
     return f"({columns} OR {strings})"
 
 
 def compile_filter(f: F.Filter, params: Params) -> str:
-    """A boolean SQL expression (never NULL) over a row of `events`."""
+    """A SQL condition over a row of `events`: true when the row matches, false or NULL when not."""
     if isinstance(f, F.MatchAll):
         return "true"
     if isinstance(f, F.MatchNone):
@@ -162,13 +169,13 @@ def compile_filter(f: F.Filter, params: Params) -> str:
     if isinstance(f, F.Wildcard):
         return _free_text(f.pattern, True, params) if f.field is None else _wildcard(f, params)
     if isinstance(f, F.Exists):
-        return _exists(f.field, params)
+        return field_value(f.field, params).present_sql
     if isinstance(f, F.Compare):
-        return _compare(f, params)
+        return _on_values(f.field, params, _compare_one(f.op, f.value, params))
     if isinstance(f, F.Range):
         return _range(f, params)
     if isinstance(f, F.Not):
-        return f"(NOT {compile_filter(f.operand, params)})"
+        return f"(NOT coalesce({compile_filter(f.operand, params)}, false))"
     if isinstance(f, F.And):
         return (
             "(" + " AND ".join(compile_filter(o, params) for o in f.operands) + ")" if f.operands else "true"

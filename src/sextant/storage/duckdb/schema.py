@@ -6,7 +6,8 @@ import duckdb
 
 # Standard event fields are columns; everything else is one JSON object of flattened dotted paths,
 # which DuckDB stores as text (cheap to append) and reads with vectorized JSON extraction.
-_V1 = """
+_V1 = [
+    """
 CREATE TABLE events (
     org_id          INTEGER NOT NULL,
     event_id        UBIGINT NOT NULL,
@@ -21,8 +22,16 @@ CREATE TABLE events (
     attributes      JSON NOT NULL
 )
 """
+]
 
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
+# Attribute paths that held an array in some event; queries on every other path skip array handling.
+_V2 = [
+    "CREATE TABLE array_paths (path VARCHAR PRIMARY KEY)",
+    "INSERT INTO array_paths SELECT DISTINCT j.key FROM events, json_each(events.attributes) AS j "
+    "WHERE j.type = 'ARRAY'",
+]
+
+MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2)]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -30,10 +39,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT)"
     ).fetchall()
     done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    for version, ddl in MIGRATIONS:
+    for version, statements in MIGRATIONS:
         if version in done:
             continue
-        for statement in ("BEGIN", ddl):
+        for statement in ("BEGIN", *statements):
             con.execute(statement).fetchall()
         con.execute("INSERT INTO schema_migrations VALUES (?, epoch_ms(now()))", [version]).fetchall()
         con.execute("COMMIT").fetchall()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,9 @@ from sextant.query.events import EventListQuery, EventQuery
 from sextant.storage.backend import QueryTimeout
 from sextant.storage.duckdb.attribute_columns import AttributeColumns
 from sextant.storage.duckdb.event_sql import Compiled, compile_event_list, compile_event_query
+from sextant.storage.duckdb.fields import Schema
 from sextant.storage.duckdb.schema import migrate
+from sextant.storage.watchdog import Watchdog
 
 _EVENT_SCHEMA = pa.schema(
     [
@@ -33,6 +36,10 @@ _EVENT_SCHEMA = pa.schema(
         ("attributes", pa.string()),
     ]
 )
+
+
+# Results are small (groups times buckets); the copy DuckDB warns about costs less than its relation API.
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
 
 
 class StoreBusy(RuntimeError):
@@ -55,39 +62,56 @@ class DuckDBStore:
         migrate(self._con)
         self._columns = AttributeColumns(self._con)
         self._last_event_id = self._scalar("SELECT coalesce(max(event_id), 0) FROM events")
+        self._arrays = frozenset(r[0] for r in self._con.execute("SELECT path FROM array_paths").fetchall())
+        # Held while the set of array paths changes and while a query reads it and opens its snapshot, so
+        # that no query can see an event holding an array at a path it was compiled to treat as scalar.
+        self._schema_lock = threading.Lock()
+        self._in_transaction = False
+        self._watchdog = Watchdog()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group several appends into one transaction: all of them are kept, or none."""
         self._con.execute("BEGIN TRANSACTION").fetchall()
+        self._in_transaction = True
         try:
             yield
         except BaseException:
             self._con.execute("ROLLBACK").fetchall()
             raise
+        finally:
+            self._in_transaction = False
         self._con.execute("COMMIT").fetchall()
 
-    def _read(self, compiled: Compiled, timeout_s: float) -> pa.Table:
-        self._columns.request(compiled.from_json)
-        # Each reading thread needs its own cursor; it sees every committed write.
+    @contextmanager
+    def _snapshot(self, timeout_s: float) -> Iterator[tuple[duckdb.DuckDBPyConnection, Schema]]:
+        # Each reading thread needs its own cursor; its transaction sees every write committed before it.
         cursor = self._con.cursor()
-        timer = threading.Timer(timeout_s, cursor.interrupt)
-        timer.start()
+        with self._schema_lock:
+            schema = Schema(self._columns.ready(), self._arrays)
+            cursor.execute("BEGIN TRANSACTION").fetchall()
+        ticket = self._watchdog.arm(timeout_s, cursor.interrupt)
         try:
-            return cursor.sql(compiled.sql, params=compiled.params).to_arrow_table()
+            yield cursor, schema
         except duckdb.InterruptException as exc:
             raise QueryTimeout(f"the query ran longer than {timeout_s:g} s") from exc
         finally:
-            timer.cancel()
+            self._watchdog.disarm(ticket)
             cursor.close()
 
+    def _run(self, cursor: duckdb.DuckDBPyConnection, compiled: Compiled) -> pa.Table:
+        self._columns.request(compiled.from_json)
+        return cursor.execute(compiled.sql, compiled.params).to_arrow_table()
+
     def query_events(self, query: EventQuery, timeout_s: float) -> pa.Table:
-        return self._read(compile_event_query(query, self._columns.ready()), timeout_s)
+        with self._snapshot(timeout_s) as (cursor, schema):
+            return self._run(cursor, compile_event_query(query, schema))
 
     def list_events(self, query: EventListQuery, timeout_s: float) -> tuple[pa.Table, int]:
-        page, total = compile_event_list(query, self._columns.ready())
-        rows = self._read(page, timeout_s)
-        count = self._read(total, timeout_s).column("total")[0].as_py()
+        with self._snapshot(timeout_s) as (cursor, schema):
+            page, total = compile_event_list(query, schema)
+            rows = self._run(cursor, page)
+            count = self._run(cursor, total).column("total")[0].as_py()
         return rows, int(count)
 
     def append_events(self, batch: EventBatch, first_event_id: int) -> None:
@@ -108,16 +132,38 @@ class DuckDBStore:
             ],
             schema=_EVENT_SCHEMA,
         )
+        new_arrays = batch.array_paths - self._arrays
+        if new_arrays:
+            with self._schema_lock:
+                self._insert(table, new_arrays)
+                self._arrays = self._arrays | new_arrays
+        else:
+            self._insert(table, new_arrays)
+        self._last_event_id = first_event_id + n - 1
+
+    def _insert(self, table: pa.Table, new_arrays: set[str]) -> None:
         con = self._con
         columns, params = self._columns.insert_columns()
         extra = "".join(f", {sql} AS {name}" for name, sql in columns)
+        own_transaction = not self._in_transaction
         con.register("incoming_events", table)
         try:
-            # One statement is one transaction: DuckDB fsyncs its WAL before the commit returns.
-            self._scalar(f"INSERT INTO events BY NAME SELECT *{extra} FROM incoming_events", params)
+            if own_transaction:
+                con.execute("BEGIN TRANSACTION").fetchall()
+            con.execute(f"INSERT INTO events BY NAME SELECT *{extra} FROM incoming_events", params).fetchall()
+            if new_arrays:
+                con.executemany(
+                    "INSERT INTO array_paths VALUES (?) ON CONFLICT DO NOTHING", [[p] for p in new_arrays]
+                )
+            if own_transaction:
+                # DuckDB fsyncs its WAL before COMMIT returns: this is the durability point.
+                con.execute("COMMIT").fetchall()
+        except BaseException:
+            if own_transaction:
+                con.execute("ROLLBACK").fetchall()
+            raise
         finally:
             con.unregister("incoming_events")
-        self._last_event_id = first_event_id + n - 1
 
     def _scalar(self, sql: str, params: list[object] | dict[str, str] | None = None) -> int:
         # DuckDB refuses further work on a connection whose last result was not read to the end.
