@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
 import typer
@@ -48,6 +49,7 @@ app.add_typer(segments_app, name="segments")
 import_app = typer.Typer(help="Bulk imports into the store (stop the server first).", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
+T = TypeVar("T")
 out = Console()
 err = Console(stderr=True)
 
@@ -74,6 +76,36 @@ def _control(data_dir: Path) -> sa.Engine:
 
 def _emit_json(value: Any) -> None:
     print(json.dumps(value))
+
+
+def _in_org(data_dir: Path, org: str, read: Callable[[sa.Connection, int], T]) -> T:
+    """Run `read` with the id of the organization named `org` (fail clearly when there is none)."""
+    try:
+        with _control(data_dir).connect() as conn:
+            return read(conn, find_org(conn, org).id)
+    except LookupError as exc:
+        _fail(str(exc))
+
+
+def _show(
+    items: list[Any], as_json: bool, headers: tuple[str, ...], row: Callable[[Any], tuple[str, ...]]
+) -> None:
+    """Items as a JSON list (their fields) or as a table of `row(item)`."""
+    if as_json:
+        _emit_json([_as_json(item) for item in items])
+        return
+    table = Table(*headers)
+    for item in items:
+        table.add_row(*row(item))
+    out.print(table)
+
+
+def _as_json(item: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = dataclasses.asdict(item)
+    return {
+        k: v.value if isinstance(v, KeyKind) else list(v) if isinstance(v, tuple) else v
+        for k, v in fields.items()
+    }
 
 
 def _version(value: bool) -> None:
@@ -147,13 +179,7 @@ def orgs_list(data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> No
     """List organizations."""
     with _control(data_dir).connect() as conn:
         orgs = list_orgs(conn)
-    if as_json:
-        _emit_json([dataclasses.asdict(o) for o in orgs])
-        return
-    table = Table("id", "name")
-    for org in orgs:
-        table.add_row(str(org.id), org.name)
-    out.print(table)
+    _show(orgs, as_json, ("id", "name"), lambda o: (str(o.id), o.name))
 
 
 @keys_app.command("create")
@@ -196,25 +222,20 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(org: OrgOption, data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> None:
     """List an organization's keys (never their secrets)."""
-    try:
-        with _control(data_dir).connect() as conn:
-            keys = list_keys(conn, find_org(conn, org).id)
-    except LookupError as exc:
-        _fail(str(exc))
-    if as_json:
-        _emit_json([{**dataclasses.asdict(k), "kind": k.kind.value, "scopes": list(k.scopes)} for k in keys])
-        return
-    table = Table("id", "kind", "name", "prefix", "scopes", "state")
-    for k in keys:
-        table.add_row(
+    keys = _in_org(data_dir, org, list_keys)
+    _show(
+        keys,
+        as_json,
+        ("id", "kind", "name", "prefix", "scopes", "state"),
+        lambda k: (
             k.id,
             k.kind.value,
             k.name,
             k.prefix + "…",
             " ".join(k.scopes),
             "revoked" if k.revoked_at else "active",
-        )
-    out.print(table)
+        ),
+    )
 
 
 @keys_app.command("revoke")
@@ -250,7 +271,7 @@ def apps_create(
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
-        _emit_json(dataclasses.asdict(application))
+        _emit_json(_as_json(application))
         return
     out.print(f"Created application [bold]{application.id}[/bold] ({name})")
 
@@ -258,18 +279,13 @@ def apps_create(
 @apps_app.command("list")
 def apps_list(org: OrgOption, data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> None:
     """List an organization's applications."""
-    try:
-        with _control(data_dir).connect() as conn:
-            applications = list_apps(conn, find_org(conn, org).id)
-    except LookupError as exc:
-        _fail(str(exc))
-    if as_json:
-        _emit_json([dataclasses.asdict(a) for a in applications])
-        return
-    table = Table("id", "name", "state")
-    for a in applications:
-        table.add_row(a.id, a.name, "enabled" if a.enabled else "disabled")
-    out.print(table)
+    applications = _in_org(data_dir, org, list_apps)
+    _show(
+        applications,
+        as_json,
+        ("id", "name", "state"),
+        lambda a: (a.id, a.name, "enabled" if a.enabled else "disabled"),
+    )
 
 
 def _set_enabled(app_id: str, data_dir: Path, enabled: bool) -> None:
@@ -308,7 +324,7 @@ def segments_create(
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
-        _emit_json(dataclasses.asdict(segment))
+        _emit_json(_as_json(segment))
         return
     out.print(f"Created segment [bold]{segment.id}[/bold] ({name}) with {segment.size} users")
 
@@ -316,18 +332,8 @@ def segments_create(
 @segments_app.command("list")
 def segments_list(org: OrgOption, data_dir: DataDir = Path("./data"), as_json: AsJson = False) -> None:
     """List an organization's segments and their sizes."""
-    try:
-        with _control(data_dir).connect() as conn:
-            segments = list_segments(conn, find_org(conn, org).id)
-    except LookupError as exc:
-        _fail(str(exc))
-    if as_json:
-        _emit_json([dataclasses.asdict(s) for s in segments])
-        return
-    table = Table("id", "name", "users")
-    for seg in segments:
-        table.add_row(seg.id, seg.name, str(seg.size))
-    out.print(table)
+    segments = _in_org(data_dir, org, list_segments)
+    _show(segments, as_json, ("id", "name", "users"), lambda s: (s.id, s.name, str(s.size)))
 
 
 @segments_app.command("delete")

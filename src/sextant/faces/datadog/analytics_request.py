@@ -5,7 +5,7 @@ translation into the core event query IR. Every refusal is a `RequestError` whos
 from __future__ import annotations
 
 import re
-from typing import Literal, Protocol
+from typing import Literal, Protocol, overload
 
 import msgspec
 
@@ -268,19 +268,23 @@ def audience(spec: AudienceFilters | None, org_id: int, segments: SegmentSource)
     return Audience(sets, formula)
 
 
-def _time_range(start: int, end: int) -> None:
-    if start >= end:
-        raise RequestError(f"from ({start}) must be less than to ({end})")
+@overload
+def _checked(data: AnalyticsData, kind: str) -> AnalyticsAttributes: ...
+@overload
+def _checked(data: ListData, kind: str) -> ListAttributes: ...
+def _checked(data: AnalyticsData | ListData, kind: str) -> AnalyticsAttributes | ListAttributes:
+    """The request's attributes, once its type and time range are right."""
+    if data.type != kind:
+        raise RequestError(f"data.type must be {kind!r}, not {data.type!r}")
+    if data.attributes.start >= data.attributes.to:
+        raise RequestError(f"from ({data.attributes.start}) must be less than to ({data.attributes.to})")
+    return data.attributes
 
 
 def event_query(
     request: AnalyticsRequest, org_id: int, segments: SegmentSource, *, timeseries: bool
 ) -> tuple[EventQuery, AnalyticsQuery]:
-    data = request.data
-    if data.type != ANALYTICS_TYPE:
-        raise RequestError(f"data.type must be {ANALYTICS_TYPE!r}, not {data.type!r}")
-    attrs = data.attributes
-    _time_range(attrs.start, attrs.to)
+    attrs = _checked(request.data, ANALYTICS_TYPE)
     spec = attrs.query
     if spec.indexes is not None and len(spec.indexes) > 1:
         raise RequestError(f"indexes holds at most one index; got {len(spec.indexes)}")
@@ -325,11 +329,7 @@ def event_query(
 
 
 def list_query(request: ListRequest, org_id: int, segments: SegmentSource) -> EventListQuery:
-    data = request.data
-    if data.type != LIST_TYPE:
-        raise RequestError(f"data.type must be {LIST_TYPE!r}, not {data.type!r}")
-    attrs = data.attributes
-    _time_range(attrs.start, attrs.to)
+    attrs = _checked(request.data, LIST_TYPE)
     spec = attrs.query
     if not 1 <= spec.limit <= MAX_LIST_LIMIT:
         raise RequestError(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {spec.limit}")

@@ -156,12 +156,7 @@ def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
         column = _entity_column(q.occurrence.entity)
         if column not in select:
             select.append(column)
-    where = _selection(q.org_id, q.source, q.start_ms, q.end_ms, q.filter, q.audience, params)
-    ctes = [f"selected AS (SELECT {', '.join(select)} FROM events WHERE {where})"]
-    source = "selected"
-    if q.occurrence is not None:
-        ctes.extend(_occurrence_cte(q.occurrence, params))
-        source = "kept"
+    ctes, source = _selected(q, ", ".join(select), params)
 
     def agg_sql(i: int) -> str:
         return _aggregate(aggregations[i], inputs[i][0], inputs[i][1], params)
@@ -266,10 +261,15 @@ def compile_event_list(q: EventListQuery, schema: Schema) -> tuple[Compiled, Com
 
 
 def _list_source(q: EventListQuery, params: Params) -> tuple[str, str]:
-    where = _selection(q.org_id, q.source, q.start_ms, q.end_ms, q.filter, q.audience, params)
-    ctes = [f"selected AS (SELECT * FROM events WHERE {where})"]
-    source = "selected"
-    if q.occurrence is not None:
-        ctes.extend(_occurrence_cte(q.occurrence, params))
-        source = "kept"
+    ctes, source = _selected(q, "*", params)
     return f"WITH {', '.join(ctes)} ", source
+
+
+def _selected(q: EventQuery | EventListQuery, columns: str, params: Params) -> tuple[list[str], str]:
+    """CTEs of the events a query reads (scope, search, audience, occurrences) and the last one's name."""
+    where = _selection(q.org_id, q.source, q.start_ms, q.end_ms, q.filter, q.audience, params)
+    ctes = [f"selected AS (SELECT {columns} FROM events WHERE {where})"]
+    if q.occurrence is None:
+        return ctes, "selected"
+    ctes.extend(_occurrence_cte(q.occurrence, params))
+    return ctes, "kept"
