@@ -365,6 +365,8 @@ def import_events_command(
     from sextant.control.directory import Directory
     from sextant.faces.datadog.server_side_events import ServerSideEvents
     from sextant.ingest.importer import ImportFailed, Source, import_events
+    from sextant.ingest.log import IngestLog
+    from sextant.ingest.writer import recover
     from sextant.storage.duckdb.store import DuckDBStore, StoreBusy
 
     settings = Settings(data_dir=data_dir)
@@ -376,6 +378,8 @@ def import_events_command(
         store = DuckDBStore(settings.store_path)
     except (LookupError, ImportFailed, StoreBusy) as exc:
         _fail(str(exc))
+    # Events a crashed server acknowledged but had not stored yet go in first, keeping event ids in order.
+    recover(store, IngestLog(settings.ingest_log_dir))
     directory = Directory(engine, settings.control_db_path)
     events = ServerSideEvents(directory.application, organization.id, settings.limits.json_depth)
     amount = DownloadColumn() if source.kind == "ndjson" else MofNCompleteColumn()

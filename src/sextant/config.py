@@ -39,5 +39,9 @@ class Settings:
         return self.data_dir / "sextant.duckdb"
 
     @property
+    def ingest_log_dir(self) -> Path:
+        return self.data_dir / "ingest-log"
+
+    @property
     def credentials_path(self) -> Path:
         return self.data_dir / "credentials.json"

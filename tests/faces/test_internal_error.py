@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 
 import httpx
@@ -30,8 +31,11 @@ def test_store_failure_is_a_datadog_500_with_request_id(
 
     async def scenario() -> httpx.Response:
         runtime.writer.start()
-        # Take the store away underneath the writer: the next commit fails inside DuckDB.
-        runtime.store._con.close()
+        # Swap a read-only file in under the ingest log's descriptor: the next append fails.
+        assert runtime.writer._log._file is not None
+        read_only = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(read_only, runtime.writer._log._file)
+        os.close(read_only)
         try:
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app), base_url="http://sextant"
@@ -43,6 +47,7 @@ def test_store_failure_is_a_datadog_500_with_request_id(
                 )
         finally:
             await runtime.writer.stop()
+            runtime.store.close()
             runtime.directory.close()
 
     with caplog.at_level(logging.ERROR):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from sextant.core.timeutil import now_ms
+from sextant.ingest.log import IngestLog
 from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
 from sextant.storage.duckdb.store import DuckDBStore
 from tests.storage.test_duckdb_store import batch_of
@@ -16,7 +17,9 @@ def test_concurrent_writes_share_commits_and_all_land(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "sextant.duckdb")
 
     async def scenario() -> int:
-        writer = GroupCommitWriter(store, max_queued_events=100_000, max_commit_events=50_000)
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=100_000, max_commit_events=50_000
+        )
         writer.start()
         now = now_ms()
         await asyncio.gather(*(writer.write(batch_of([now] * 3)) for _ in range(200)))
@@ -36,7 +39,9 @@ def test_full_queue_refuses_and_stop_refuses_new_writes(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "sextant.duckdb")
 
     async def scenario() -> tuple[int, int]:
-        writer = GroupCommitWriter(store, max_queued_events=10, max_commit_events=10)
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=10, max_commit_events=10
+        )
         writer.start()
         now = now_ms()
         results = await asyncio.gather(
@@ -59,7 +64,9 @@ def test_full_queue_refuses_and_stop_refuses_new_writes(tmp_path: Path) -> None:
 def test_ids_continue_after_restart(tmp_path: Path) -> None:
     async def write_once() -> None:
         store = DuckDBStore(tmp_path / "sextant.duckdb")
-        writer = GroupCommitWriter(store, max_queued_events=100, max_commit_events=100)
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=100, max_commit_events=100
+        )
         writer.start()
         await writer.write(batch_of([now_ms()] * 2))
         await writer.stop()

@@ -8,6 +8,7 @@ cost of one tiny query, so a revoked key stops working on the very next request.
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class Directory:
         self.engine = engine
         self._probe = sqlite3.connect(db_path, check_same_thread=False)
         self._version: int | None = None
+        self._checked_at = 0
         self._principals: dict[str, Principal | None] = {}
         self._apps: dict[str, Application | None] = {}
 
@@ -41,6 +43,12 @@ class Directory:
         self._probe.close()
 
     def _fresh(self) -> None:
+        # One check per millisecond at most: a request makes several lookups, and a change made by the
+        # CLI a millisecond ago is still seen by the next request.
+        now = time.monotonic_ns()
+        if now - self._checked_at < 1_000_000:
+            return
+        self._checked_at = now
         version = self._probe.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version:
             self._principals.clear()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import zlib
 
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 
 class BodyError(Exception):
@@ -21,20 +23,26 @@ class UnsupportedEncoding(BodyError):
     status = 415
 
 
-async def read_body(request: Request, *, max_bytes: int, max_decoded: int) -> bytes:
+async def read_body(receive: Receive, headers: Headers, *, max_bytes: int, max_decoded: int) -> bytes:
     """The request body after Content-Encoding, at most `max_decoded` bytes of it."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(f"request body is {declared} bytes; the limit is {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
             raise BodyTooLarge(f"request body is larger than allowed; the limit is {max_bytes} bytes")
         chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return decode_content(raw, request.headers.get("content-encoding", ""), max_decoded)
+    return decode_content(raw, headers.get("content-encoding", ""), max_decoded)
 
 
 def decode_content(raw: bytes, content_encoding: str, max_decoded: int) -> bytes:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -23,11 +24,14 @@ class Reply:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A route: `handler` works on framework requests; a hot path may give a bare ASGI `asgi` instead."""
+
     method: str
     path: str
-    handler: Handler
-    summary: str
-    tag: str
+    handler: Handler | None = None
+    summary: str = ""
+    tag: str = ""
+    asgi: ASGIApp | None = None
     request: type | None = None
     responses: Mapping[int, Reply] = field(default_factory=dict)
     # Header names that authenticate this endpoint, for the OpenAPI security section.

@@ -53,7 +53,8 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                # A new message: handlers may send the same prebuilt one for every request.
+                message = {**message, "headers": [*message.get("headers", []), rid_header]}
             await send(message)
 
         try:

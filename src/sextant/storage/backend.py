@@ -15,8 +15,12 @@ class QueryTimeout(Exception):
 
 
 class Backend(Protocol):
-    def append_events(self, batch: EventBatch, first_event_id: int) -> None:
-        """Store `batch` in one transaction, durable when this returns; ids run from `first_event_id`."""
+    def append_events(self, batch: EventBatch, first_event_id: int, log_seq: int | None = None) -> None:
+        """Store `batch` in one transaction, durable when this returns; ids run from `first_event_id`.
+        With `log_seq`, the same transaction records it as the last ingest-log record stored."""
+
+    def loaded_log_seq(self) -> int:
+        """The last ingest-log record stored (0: none)."""
 
     def max_event_id(self) -> int:
         """The largest event id stored, 0 when there is none."""

@@ -112,11 +112,13 @@ class ProductAnalyticsQueries:
         self, request: Request, kind: type[msgspec.Struct]
     ) -> tuple[int, msgspec.Struct] | Response:
         try:
-            principal = require_app_key(request, self._directory, "rum_apps_read")
+            principal = require_app_key(request.headers, self._directory, "rum_apps_read")
         except AuthFailure as exc:
             return api_error(exc.status, exc.detail)
         try:
-            body = await read_body(request, max_bytes=MAX_QUERY_BODY, max_decoded=MAX_QUERY_BODY)
+            body = await read_body(
+                request.receive, request.headers, max_bytes=MAX_QUERY_BODY, max_decoded=MAX_QUERY_BODY
+            )
             return principal.org_id, decode(body, kind)
         except BodyError as exc:
             return api_error(exc.status, str(exc))

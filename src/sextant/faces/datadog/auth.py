@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.datastructures import Headers
 
 from sextant.control.directory import Directory, Principal
 from sextant.control.keys import KeyKind
@@ -18,9 +18,9 @@ class AuthFailure(Exception):
         self.detail = detail
 
 
-def require_api_key(request: Request, directory: Directory, scope: str) -> Principal:
+def require_api_key(headers: Headers, directory: Directory, scope: str) -> Principal:
     """The organization of a valid Datadog API key holding `scope`; 401 when absent, 403 when not valid."""
-    raw = request.headers.get(API_KEY_HEADER)
+    raw = headers.get(API_KEY_HEADER)
     if not raw:
         raise AuthFailure(401, "API key is missing: send your Datadog API key in the DD-API-KEY header")
     principal = directory.principal(raw)
@@ -35,18 +35,18 @@ def require_api_key(request: Request, directory: Directory, scope: str) -> Princ
     return principal
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def _bearer(headers: Headers) -> str | None:
+    header = headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def require_app_key(request: Request, directory: Directory, scope: str) -> Principal:
+def require_app_key(headers: Headers, directory: Directory, scope: str) -> Principal:
     """Query calls: `DD-API-KEY` + `DD-APPLICATION-KEY` of one organization, or `Authorization: Bearer` with
     an application key. 401 when credentials are absent, 403 when they are not valid."""
-    bearer = _bearer(request)
-    raw_app = bearer or request.headers.get(APP_KEY_HEADER)
-    raw_api = request.headers.get(API_KEY_HEADER)
+    bearer = _bearer(headers)
+    raw_app = bearer or headers.get(APP_KEY_HEADER)
+    raw_api = headers.get(API_KEY_HEADER)
     if bearer is None and (not raw_api or not raw_app):
         missing = "DD-API-KEY" if not raw_api else "DD-APPLICATION-KEY"
         raise AuthFailure(

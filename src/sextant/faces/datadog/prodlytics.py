@@ -6,11 +6,14 @@ durable; every refusal uses the intake error body and says which field is wrong 
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import msgspec
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from sextant.config import Limits
 from sextant.control.directory import Directory
@@ -18,13 +21,20 @@ from sextant.core.events import EventBatch
 from sextant.core.timeutil import now_ms
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply
+from sextant.edge.requests import request_id
 from sextant.faces.datadog.auth import AuthFailure, require_api_key
-from sextant.faces.datadog.errors import IntakeErrors, guarded, intake_error
+from sextant.faces.datadog.errors import IntakeErrors, intake_error
 from sextant.faces.datadog.server_side_events import InvalidEvent, ServerSideEvents
 from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
 
+log = logging.getLogger("sextant.datadog")
 PATH = "/api/v2/prodlytics"
-_ACCEPTED = Response(b"{}", 202, media_type="application/json")
+_ACCEPTED_START: Message = {
+    "type": "http.response.start",
+    "status": 202,
+    "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+}
+_ACCEPTED_BODY: Message = {"type": "http.response.body", "body": b"{}"}
 _decode = msgspec.json.Decoder().decode
 
 
@@ -65,7 +75,7 @@ class ProductAnalyticsIntake:
             Endpoint(
                 method="POST",
                 path=PATH,
-                handler=guarded(self.submit, intake_error),
+                asgi=self.asgi,
                 summary="Send server-side events to Product Analytics (one object or an array)",
                 tag="Datadog Product Analytics",
                 request=ServerSideEvent,
@@ -82,15 +92,32 @@ class ProductAnalyticsIntake:
             )
         ]
 
-    async def submit(self, request: Request) -> Response:
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The intake as a bare ASGI handler: the hot path skips the framework's request objects."""
         try:
-            principal = require_api_key(request, self._directory, "events_write")
+            response = await self.submit(Headers(scope=scope), receive)
+        except ClientDisconnect:
+            return
+        except Exception:
+            rid = request_id(scope)
+            log.exception("unexpected failure serving POST %s (request id %s)", PATH, rid)
+            response = intake_error(500, f"Internal Server Error (request id {rid})")
+        if response is None:
+            await send(_ACCEPTED_START)
+            await send(_ACCEPTED_BODY)
+        else:
+            await response(scope, receive, send)
+
+    async def submit(self, headers: Headers, receive: Receive) -> Response | None:
+        """None once the events are durable, else the error to answer."""
+        try:
+            principal = require_api_key(headers, self._directory, "events_write")
         except AuthFailure as exc:
             return intake_error(exc.status, exc.detail)
         limits = self._limits
         try:
             body = await read_body(
-                request, max_bytes=limits.intake_body_bytes, max_decoded=limits.intake_decoded_bytes
+                receive, headers, max_bytes=limits.intake_body_bytes, max_decoded=limits.intake_decoded_bytes
             )
         except BodyError as exc:
             return intake_error(exc.status, str(exc))
@@ -110,7 +137,7 @@ class ProductAnalyticsIntake:
             return intake_error(
                 503, "The server is shutting down; retry shortly", headers={"Retry-After": "1"}
             )
-        return _ACCEPTED
+        return None
 
     def _translate(self, body: bytes, org_id: int) -> EventBatch:
         try:

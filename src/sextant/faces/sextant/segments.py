@@ -94,7 +94,7 @@ class SegmentsApi:
         ]
 
     def _org(self, request: Request) -> int:
-        return require_app_key(request, self._directory, "rum_apps_read").org_id
+        return require_app_key(request.headers, self._directory, "rum_apps_read").org_id
 
     async def list(self, request: Request) -> Response:
         try:
@@ -108,7 +108,7 @@ class SegmentsApi:
     async def create(self, request: Request) -> Response:
         try:
             org_id = self._org(request)
-            body = await read_body(request, max_bytes=MAX_BODY, max_decoded=MAX_BODY)
+            body = await read_body(request.receive, request.headers, max_bytes=MAX_BODY, max_decoded=MAX_BODY)
             spec = msgspec.json.decode(body, type=SegmentCreate)
             with self._directory.engine.begin() as conn:
                 segment = create_segment(conn, org_id=org_id, name=spec.name, user_ids=spec.user_ids)

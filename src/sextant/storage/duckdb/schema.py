@@ -31,7 +31,13 @@ _V2 = [
     "WHERE j.type = 'ARRAY'",
 ]
 
-MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2)]
+# The last ingest-log record stored, written in the same transaction as its events (exactly-once loads).
+_V3 = [
+    "CREATE TABLE ingest_state (id INTEGER PRIMARY KEY, loaded_log_seq UBIGINT NOT NULL)",
+    "INSERT INTO ingest_state VALUES (1, 0)",
+]
+
+MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2), (3, _V3)]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:

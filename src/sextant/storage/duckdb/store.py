@@ -114,7 +114,10 @@ class DuckDBStore:
             count = self._run(cursor, total).column("total")[0].as_py()
         return rows, int(count)
 
-    def append_events(self, batch: EventBatch, first_event_id: int) -> None:
+    def loaded_log_seq(self) -> int:
+        return self._scalar("SELECT loaded_log_seq FROM ingest_state")
+
+    def append_events(self, batch: EventBatch, first_event_id: int, log_seq: int | None = None) -> None:
         n = len(batch)
         table = pa.Table.from_arrays(
             [
@@ -135,13 +138,13 @@ class DuckDBStore:
         new_arrays = batch.array_paths - self._arrays
         if new_arrays:
             with self._schema_lock:
-                self._insert(table, new_arrays)
+                self._insert(table, new_arrays, log_seq)
                 self._arrays = self._arrays | new_arrays
         else:
-            self._insert(table, new_arrays)
+            self._insert(table, new_arrays, log_seq)
         self._last_event_id = first_event_id + n - 1
 
-    def _insert(self, table: pa.Table, new_arrays: set[str]) -> None:
+    def _insert(self, table: pa.Table, new_arrays: set[str], log_seq: int | None) -> None:
         con = self._con
         columns, params = self._columns.insert_columns()
         extra = "".join(f", {sql} AS {name}" for name, sql in columns)
@@ -151,6 +154,8 @@ class DuckDBStore:
             if own_transaction:
                 con.execute("BEGIN TRANSACTION").fetchall()
             con.execute(f"INSERT INTO events BY NAME SELECT *{extra} FROM incoming_events", params).fetchall()
+            if log_seq is not None:
+                con.execute("UPDATE ingest_state SET loaded_log_seq = ?", [log_seq]).fetchall()
             if new_arrays:
                 con.executemany(
                     "INSERT INTO array_paths VALUES (?) ON CONFLICT DO NOTHING", [[p] for p in new_arrays]

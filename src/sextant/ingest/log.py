@@ -1,0 +1,133 @@
+"""The ingest log: where accepted events become durable before they reach the analytics store.
+
+A commit of the analytics store costs milliseconds; appending to a file and fdatasync'ing it costs a
+fraction of one. So the writer appends each group of requests as one record here, syncs, and only then
+answers them; the loader moves records into the store in larger transactions that also record the last
+record loaded. After a crash, records past that mark are loaded again: nothing acknowledged is lost,
+nothing is loaded twice.
+
+A record is `length (u32) | crc32 (u32) | sequence (u64) | payload`; a segment file is named after the
+sequence of its first record. A torn record at the end of the last segment (a crash during the append,
+so never acknowledged) ends the replay.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from sextant.core.events import EventBatch
+
+log = logging.getLogger("sextant.ingest")
+
+_HEADER = struct.Struct("<IIQ")
+SEGMENT_BYTES = 64 * 1024 * 1024
+_SUFFIX = ".log"
+
+_COLUMNS = tuple(c for c in EventBatch.__slots__ if c != "array_paths")
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+def encode_batch(batch: EventBatch, first_event_id: int) -> bytes:
+    columns = [getattr(batch, c) for c in _COLUMNS]
+    return _encode((first_event_id, columns, sorted(batch.array_paths)))
+
+
+def decode_batch(payload: bytes) -> tuple[EventBatch, int]:
+    first_event_id, columns, array_paths = _decode(payload)
+    batch = EventBatch()
+    for name, values in zip(_COLUMNS, columns, strict=True):
+        setattr(batch, name, values)
+    batch.array_paths = set(array_paths)
+    return batch, first_event_id
+
+
+class IngestLog:
+    """Append-only segments in one directory. One thread appends; another may prune."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._file: int | None = None
+        self._size = 0
+
+    def _segments(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in self._dir.glob(f"*{_SUFFIX}"):
+            stem = path.name[: -len(_SUFFIX)]
+            if stem.isdigit():
+                found.append((int(stem), path))
+        return sorted(found)
+
+    def replay(self, after_seq: int) -> Iterator[tuple[int, bytes]]:
+        """Every intact record with a sequence above `after_seq`, in order."""
+        for _, path in self._segments():
+            data = path.read_bytes()
+            offset = 0
+            while offset + _HEADER.size <= len(data):
+                length, crc, seq = _HEADER.unpack_from(data, offset)
+                payload = data[offset + _HEADER.size : offset + _HEADER.size + length]
+                if len(payload) < length or zlib.crc32(payload) != crc:
+                    log.warning(
+                        "ingest log %s ends with a torn record at byte %d; it was never acknowledged",
+                        path.name,
+                        offset,
+                    )
+                    break
+                if seq > after_seq:
+                    yield seq, payload
+                offset += _HEADER.size + length
+
+    def start(self, next_seq: int) -> None:
+        """Open a fresh segment for records from `next_seq` on (after replay)."""
+        self._open(next_seq)
+
+    def _open(self, first_seq: int) -> None:
+        path = self._dir / f"{first_seq:020d}{_SUFFIX}"
+        self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        self._size = 0
+        # The new file's directory entry must be durable too, or a crash could lose the whole segment.
+        directory = os.open(self._dir, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def append(self, seq: int, payload: bytes) -> None:
+        """Write one record and make it durable before returning."""
+        if self._file is None or self._size >= SEGMENT_BYTES:
+            with self._lock:
+                if self._file is not None:
+                    os.close(self._file)
+                self._open(seq)
+        assert self._file is not None
+        record = _HEADER.pack(len(payload), zlib.crc32(payload), seq) + payload
+        written = os.write(self._file, record)
+        if written != len(record):
+            raise OSError(f"short write to the ingest log ({written} of {len(record)} bytes)")
+        os.fdatasync(self._file)
+        self._size += len(record)
+
+    def prune(self, loaded_seq: int) -> None:
+        """Delete segments whose every record is in the store (never the segment being written)."""
+        with self._lock:
+            segments = self._segments()
+            for (_, path), (next_first, _) in itertools.pairwise(segments):
+                if next_first <= loaded_seq + 1:
+                    path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                os.close(self._file)
+                self._file = None
