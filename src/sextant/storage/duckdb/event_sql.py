@@ -135,7 +135,9 @@ def _aggregate(agg: Aggregation, column: str | None, elements: str | None, param
 
 def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
     params = Params(schema=schema)
-    aggregations = [q.aggregation, *(g.rank_by for g in q.group_by)]
+    # Each distinct aggregation gets one input column and one SQL text, so that ranking groups by the
+    # aggregation being computed (the usual case) lets DuckDB compute it once.
+    aggregations = list(dict.fromkeys([q.aggregation, *(g.rank_by for g in q.group_by)]))
     select = ["time_ms"]
     inputs: list[tuple[str | None, str | None]] = []
     for i, agg in enumerate(aggregations):
@@ -145,6 +147,7 @@ def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
             select.append(f"{scalar} AS a{i}")
         if elements:
             select.append(f"{elements} AS ae{i}")
+    texts: dict[int, str] = {}
     keys = []
     for j, g in enumerate(q.group_by):
         scalar, elements = group_key(g.field, params)
@@ -157,9 +160,21 @@ def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
         if column not in select:
             select.append(column)
     ctes, source = _selected(q, ", ".join(select), params)
+    if (
+        q.occurrence is not None
+        and not q.group_by
+        and q.interval_ms is None
+        and q.aggregation == Aggregation("cardinality", q.occurrence.entity)
+    ):
+        # "How many users qualify": the qualifying set is the answer; no need to go back to their events.
+        sql = f"WITH {', '.join(ctes)} SELECT count(*) AS value FROM qualified"
+        return Compiled(sql, params.used_in(sql), frozenset(params.from_json))
 
-    def agg_sql(i: int) -> str:
-        return _aggregate(aggregations[i], inputs[i][0], inputs[i][1], params)
+    def agg_sql(agg: Aggregation) -> str:
+        i = aggregations.index(agg)
+        if i not in texts:
+            texts[i] = _aggregate(agg, inputs[i][0], inputs[i][1], params)
+        return texts[i]
 
     names = [f"k{j}" for j in range(len(q.group_by))]
     if q.group_by:
@@ -179,10 +194,10 @@ def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
                 source if previous is None else f"{source} JOIN {previous} USING ({', '.join(names[:j])})"
             )
             partition = f"PARTITION BY {', '.join(names[:j])} " if j else ""
-            value = f", {agg_sql(0)} AS value" if single_pass and j == last else ""
+            value = f", {agg_sql(q.aggregation)} AS value" if single_pass and j == last else ""
             ctes.append(
                 f"level{j} AS (SELECT * FROM (SELECT {prefix}{ranks}{value}, row_number() OVER ({partition}"
-                f"ORDER BY {agg_sql(j + 1)} {order} NULLS LAST, k{j} ASC) AS r{j} "
+                f"ORDER BY {agg_sql(g.rank_by)} {order} NULLS LAST, k{j} ASC) AS r{j} "
                 f"FROM {source_j} GROUP BY {prefix}{ranks}) WHERE r{j} <= {params.add(g.limit)})"
             )
             previous = f"level{j}"
@@ -201,7 +216,7 @@ def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
     order = f" ORDER BY {', '.join(order_by)}" if order_by else ""
     sql = (
         f"WITH {', '.join(ctes)} "
-        f"SELECT {', '.join([*outputs, f'{agg_sql(0)} AS value'])} FROM {source}{group}{order}"
+        f"SELECT {', '.join([*outputs, f'{agg_sql(q.aggregation)} AS value'])} FROM {source}{group}{order}"
     )
     return Compiled(sql, params.used_in(sql), frozenset(params.from_json))
 
