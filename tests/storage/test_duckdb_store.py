@@ -49,3 +49,22 @@ def test_retention_deletes_only_older_events(tmp_path: Path) -> None:
     assert store.delete_events_before(200) == 0
     store.close()
     assert [r["time_ms"] for r in stored_events(tmp_path)] == [200, 300]
+
+
+def test_user_keys_are_dense_stable_and_rolled_back_with_their_transaction(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    store.append_events(batch_of([1, 2]), first_event_id=1)  # users u0, u1
+    try:
+        with store.transaction():
+            store.append_events(batch_of([3, 4, 5]), first_event_id=3)  # u2 is new, then the import fails
+            raise RuntimeError("import failed")
+    except RuntimeError:
+        pass
+    store.append_events(batch_of([6, 7, 8, 9]), first_event_id=3)  # u2 and u3 are new now
+    store.close()
+    reopened = DuckDBStore(tmp_path / "sextant.duckdb")
+    reopened.append_events(batch_of([10]), first_event_id=7)
+    reopened.close()
+    rows = stored_events(tmp_path)
+    keys = {(r["usr_id"], r["usr_key"]) for r in rows}
+    assert keys == {("u0", 1), ("u1", 2), ("u2", 3), ("u3", 4)}

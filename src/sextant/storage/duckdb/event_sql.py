@@ -24,7 +24,15 @@ from sextant.query.events import (
     SetRef,
 )
 from sextant.query.filters import Field, Filter
-from sextant.storage.duckdb.fields import COLUMNS, Params, Schema, field_value, group_key, json_path
+from sextant.storage.duckdb.fields import (
+    COLUMNS,
+    KEY_COLUMNS,
+    Params,
+    Schema,
+    field_value,
+    group_key,
+    json_path,
+)
 from sextant.storage.duckdb.filter_sql import compile_filter
 
 
@@ -45,10 +53,9 @@ def _scope(org_id: int, source: str, start_ms: int, end_ms: int, params: Params)
 
 
 def _entity_column(entity: Field) -> str:
-    column = COLUMNS.get(entity.path)
-    if column not in ("usr_id", "account_id"):
+    if entity.path not in ("usr.id", "account.id"):
         raise ValueError(f"audiences and occurrences count users or accounts, not {entity.path!r}")
-    return column
+    return KEY_COLUMNS.get(entity.path) or COLUMNS[entity.path]
 
 
 def _audience_sql(audience: Audience, scope: str, params: Params) -> str:
@@ -67,7 +74,8 @@ def _audience_sql(audience: Audience, scope: str, params: Params) -> str:
                 inner = compile_filter(member.filter, params)
                 members = f"SELECT {column} FROM events WHERE {scope} AND {inner} AND {column} IS NOT NULL"
                 return f"{column} IN ({members})"
-            return f"{column} IN (SELECT unnest({params.add(list(member.ids))}))"
+            # Stored sets hold the ids themselves.
+            return f"{COLUMNS[member.entity.path]} IN (SELECT unnest({params.add(list(member.ids))}))"
         if isinstance(expr, SetNot):
             # The complement among known entities: an event without that entity is in neither set.
             known = " AND ".join(f"{c} IS NOT NULL" for c in sorted(entities(expr.operand)))
@@ -115,7 +123,8 @@ def _aggregation_input(agg: Aggregation, params: Params) -> tuple[str | None, st
         return None, None
     assert agg.field is not None
     if agg.kind == "cardinality":
-        return group_key(agg.field, params)
+        key = KEY_COLUMNS.get(agg.field.path)
+        return (key, None) if key else group_key(agg.field, params)
     return field_value(agg.field, params).scalar.number_sql, None
 
 

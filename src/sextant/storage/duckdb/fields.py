@@ -18,6 +18,9 @@ from sextant.core.events import STANDARD_PATHS
 from sextant.query.filters import Field
 
 COLUMNS: dict[str, str] = {path: path.replace(".", "_") for path in sorted(STANDARD_PATHS)}
+# Dense integer keys of fields that queries count distinct values of and join on: integers hash and
+# compare faster than strings (`user_keys` maps each user id to its key).
+KEY_COLUMNS: dict[str, str] = {"usr.id": "usr_key"}
 NUMERIC_TYPES = "'BIGINT', 'UBIGINT', 'DOUBLE'"
 _REFERENCE = re.compile(r"\$(p\d+)\b")
 

@@ -31,6 +31,7 @@ _EVENT_SCHEMA = pa.schema(
         ("type", pa.string()),
         ("application_id", pa.string()),
         ("usr_id", pa.string()),
+        ("usr_key", pa.int32()),
         ("account_id", pa.string()),
         ("session_id", pa.string()),
         ("attributes", pa.string()),
@@ -68,6 +69,10 @@ class DuckDBStore:
         self._schema_lock = threading.Lock()
         self._in_transaction = False
         self._watchdog = Watchdog()
+        self._user_keys: dict[str, int] = dict(
+            self._con.execute("SELECT usr_id, usr_key FROM user_keys").fetchall()
+        )
+        self._new_user_keys: dict[str, int] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -78,10 +83,47 @@ class DuckDBStore:
             yield
         except BaseException:
             self._con.execute("ROLLBACK").fetchall()
+            self._new_user_keys.clear()
             raise
         finally:
             self._in_transaction = False
+        if self._new_user_keys:
+            self._store_new_user_keys()
         self._con.execute("COMMIT").fetchall()
+        self._keep_new_user_keys()
+
+    def _store_new_user_keys(self) -> None:
+        new = pa.table(
+            {
+                "usr_id": list(self._new_user_keys),
+                "usr_key": pa.array(list(self._new_user_keys.values()), pa.int32()),
+            }
+        )
+        self._con.register("new_user_keys", new)
+        try:
+            self._con.execute("INSERT INTO user_keys SELECT * FROM new_user_keys").fetchall()
+        finally:
+            self._con.unregister("new_user_keys")
+
+    def _user_keys_of(self, usr_ids: list[str | None]) -> list[int | None]:
+        """Each user id's dense key; ids seen for the first time get the next keys (stored on commit)."""
+        known, new = self._user_keys, self._new_user_keys
+        next_key = len(known) + len(new) + 1
+        out: list[int | None] = []
+        for usr_id in usr_ids:
+            if usr_id is None:
+                out.append(None)
+                continue
+            key = known.get(usr_id) or new.get(usr_id)
+            if key is None:
+                key = new[usr_id] = next_key
+                next_key += 1
+            out.append(key)
+        return out
+
+    def _keep_new_user_keys(self) -> None:
+        self._user_keys.update(self._new_user_keys)
+        self._new_user_keys.clear()
 
     @contextmanager
     def _snapshot(self, timeout_s: float) -> Iterator[tuple[duckdb.DuckDBPyConnection, Schema]]:
@@ -129,6 +171,7 @@ class DuckDBStore:
                 pa.array(batch.type, pa.string()),
                 pa.array(batch.application_id, pa.string()),
                 pa.array(batch.usr_id, pa.string()),
+                pa.array(self._user_keys_of(batch.usr_id), pa.int32()),
                 pa.array(batch.account_id, pa.string()),
                 pa.array(batch.session_id, pa.string()),
                 pa.array(batch.attributes, pa.string()),
@@ -161,11 +204,12 @@ class DuckDBStore:
                     "INSERT INTO array_paths VALUES (?) ON CONFLICT DO NOTHING", [[p] for p in new_arrays]
                 )
             if own_transaction:
-                # DuckDB fsyncs its WAL before COMMIT returns: this is the durability point.
                 con.execute("COMMIT").fetchall()
+                self._keep_new_user_keys()
         except BaseException:
             if own_transaction:
                 con.execute("ROLLBACK").fetchall()
+                self._new_user_keys.clear()
             raise
         finally:
             con.unregister("incoming_events")
