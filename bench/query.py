@@ -126,7 +126,7 @@ CASES = [
         },
         DAY,
         lambda c: (
-            "SELECT time_ms - time_ms % 86400000 AS t, count(DISTINCT usr_id) FROM events "
+            "SELECT time_ms - time_ms % 86400000 AS t, count(DISTINCT usr_key) FROM events "
             "WHERE {scope} GROUP BY t ORDER BY t"
         ),
     ),
@@ -158,9 +158,9 @@ CASES = [
         },
         None,
         lambda c: (
-            "SELECT count(*) FROM (SELECT usr_id FROM events "
+            "SELECT count(*) FROM (SELECT usr_key FROM events "
             "WHERE {scope} AND event_name = 'payment.processed' "
-            "GROUP BY usr_id HAVING count(*) >= 3)"
+            "GROUP BY usr_key HAVING count(*) >= 3)"
         ),
     ),
     Case(
@@ -180,9 +180,9 @@ CASES = [
         None,
         lambda c: (
             "SELECT count(*) FROM events WHERE {scope} AND event_name = 'checkout.completed' "
-            "AND usr_id IN (SELECT usr_id FROM events "
+            "AND usr_key IN (SELECT usr_key FROM events "
             f"WHERE {{scope}} AND {c('customer.tier')} = 'enterprise') "
-            "AND usr_id NOT IN (SELECT usr_id FROM events "
+            "AND usr_key NOT IN (SELECT usr_key FROM events "
             "WHERE {scope} AND event_name = 'subscription.cancelled')"
         ),
     ),
@@ -334,7 +334,7 @@ def write_doc(doc: Path, events: int, samples: int, table: list[str]) -> None:
             "after a warm-up, medians quoted. The API side is a real HTTP round trip to `sextant serve` "
             "(JSON encoding included); the SQL side is what a person would write against the same file, "
             "using "
-            "the typed attribute columns the server created.",
+            "the typed attribute columns the server created and the integer user keys.",
             "",
             *table,
             "",

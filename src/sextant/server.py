@@ -7,7 +7,7 @@ import gc
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from sextant.config import Settings
 from sextant.control.db import open_control
@@ -51,6 +52,7 @@ class Runtime:
     store: DuckDBStore
     writer: GroupCommitWriter
     bootstrapped: ProvisionedOrg | None
+    flush_access_log: Callable[[], None] = lambda: None
 
 
 def open_runtime(settings: Settings) -> Runtime:
@@ -107,7 +109,7 @@ def _system_endpoints(runtime: Runtime, all_endpoints: list[Endpoint]) -> list[E
     ]
 
 
-def build_app(runtime: Runtime) -> Starlette:
+def build_app(runtime: Runtime) -> ASGIApp:
     endpoints: list[Endpoint] = []
     endpoints.extend(
         ProductAnalyticsIntake(runtime.directory, runtime.writer, runtime.settings.limits).endpoints()
@@ -124,16 +126,21 @@ def build_app(runtime: Runtime) -> Starlette:
         finally:
             # Uvicorn has stopped taking requests: commit what is queued, then close the store cleanly.
             await runtime.writer.stop()
+            runtime.flush_access_log()
             runtime.store.close()
             runtime.directory.close()
             log.info("stopped; every acknowledged write is on disk")
 
     routes = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in endpoints if ep.handler is not None]
     fast = {(ep.method, ep.path): ep.asgi for ep in endpoints if ep.asgi is not None}
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(FastPaths, routes=fast)
-    app.add_middleware(RequestContext, access_log=runtime.settings.access_log)
-    return app
+    # Request ids and hot paths wrap the framework rather than sit inside its middleware stack, so that
+    # the intake does not pay for the framework's layers.
+    context = RequestContext(
+        FastPaths(Starlette(routes=routes, lifespan=lifespan), routes=fast),
+        access_log=runtime.settings.access_log,
+    )
+    runtime.flush_access_log = context.flush
+    return context
 
 
 def _print_credentials(provisioned: ProvisionedOrg, settings: Settings) -> None:
@@ -172,6 +179,8 @@ def serve(settings: Settings) -> None:
         log_level="warning",
         timeout_graceful_shutdown=30,
         server_header=False,
+        # Forwarded headers are not trusted by default: the client address is the peer's.
+        proxy_headers=False,
     )
     # Everything allocated so far lives as long as the process: keep the collector from rescanning it,
     # and let it run less often (a batch of events decodes to thousands of short-lived dicts).

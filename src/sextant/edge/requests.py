@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -13,6 +14,7 @@ import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
+FLUSH_SECONDS = 0.1
 _VALID_INCOMING_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _encode = msgspec.json.Encoder().encode
 
@@ -32,6 +34,8 @@ class RequestContext:
         self.app = app
         self.access_log = access_log
         self.stream = stream or sys.stdout
+        self._pending: list[str] = []
+        self._flush_scheduled = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +79,17 @@ class RequestContext:
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "client": client[0] if client else None,
         }
-        self.stream.write(_encode(record).decode() + "\n")
-        # Written through at once: when stdout is a pipe or a file, Python would otherwise hold lines back
-        # until its buffer fills (or lose them on a crash).
-        self.stream.flush()
+        self._pending.append(_encode(record).decode())
+        # Lines go out together within FLUSH_SECONDS (one write and flush for many requests), not held in
+        # Python's buffer until it fills, as it would when stdout is a pipe or a file.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Write out the access log lines waiting (also called when the server stops)."""
+        self._flush_scheduled = False
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
