@@ -857,3 +857,17 @@ def test_segments_cli_and_http(data: Dataset, tmp_path: Any) -> None:
     )
     assert deleted.status_code == 204
     assert data.post("scalar", data.request(query)).status_code == 400
+
+
+def test_daily_unique_users(data: Dataset) -> None:
+    query = {**count_query(), "compute": {"aggregation": "cardinality", "metric": "@usr.id", "interval": DAY}}
+    attributes = data.ok("timeseries", query)["data"]["attributes"]
+    users: defaultdict[int, set[str]] = defaultdict(set)
+    for d in data.docs:
+        users[d["date"] - d["date"] % DAY].add(get(d, "usr.id"))
+    assert attributes["values"] == [[len(users.get(t, ())) for t in attributes["times"]]]
+    by_tier = data.ok("scalar", {**query, "group_by": [{"facet": "@customer.tier", "limit": 10}]})
+    tiers: defaultdict[str, set[str]] = defaultdict(set)
+    for d in data.docs:
+        tiers[get(d, "customer.tier") or MISSING].add(get(d, "usr.id"))
+    assert dict(scalar_table(by_tier)) == {(t,): len(u) for t, u in tiers.items()}

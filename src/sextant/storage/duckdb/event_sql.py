@@ -24,6 +24,7 @@ from sextant.query.events import (
     SetRef,
 )
 from sextant.query.filters import Field, Filter
+from sextant.query.planning import bucket_count
 from sextant.storage.duckdb.fields import (
     COLUMNS,
     KEY_COLUMNS,
@@ -142,11 +143,40 @@ def _aggregate(agg: Aggregation, column: str | None, elements: str | None, param
     return f"{agg.kind}({column})"
 
 
+def _counts_qualifying_entities(q: EventQuery) -> bool:
+    return (
+        q.occurrence is not None
+        and not q.group_by
+        and q.interval_ms is None
+        and q.aggregation == Aggregation("cardinality", q.occurrence.entity)
+    )
+
+
+BITMAP_BUDGET_BYTES = 128 * 1024 * 1024
+
+
+def _bitmap_cardinality(q: EventQuery, schema: Schema) -> int:
+    """The largest user key when distinct users are best counted with one bitmap per group (exact, and
+    twice as fast as hashing), or 0. Only for the final aggregation without facets, where the number of
+    groups (time buckets) is known, so the bitmaps fit in BITMAP_BUDGET_BYTES."""
+    if q.group_by or q.aggregation != Aggregation("cardinality", Field("usr.id")) or schema.max_user_key < 1:
+        return 0
+    groups = 1 if q.interval_ms is None else bucket_count(q.start_ms, q.end_ms, q.interval_ms)
+    return schema.max_user_key if groups * (schema.max_user_key // 8 + 1) <= BITMAP_BUDGET_BYTES else 0
+
+
 def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
     params = Params(schema=schema)
     # Each distinct aggregation gets one input column and one SQL text, so that ranking groups by the
     # aggregation being computed (the usual case) lets DuckDB compute it once.
     aggregations = list(dict.fromkeys([q.aggregation, *(g.rank_by for g in q.group_by)]))
+    if _counts_qualifying_entities(q):
+        assert q.occurrence is not None
+        # "How many users qualify": the qualifying set is the answer; no need to go back to their events.
+        ctes, _ = _selected(q, _entity_column(q.occurrence.entity), params)
+        selected, qualified = ctes[0], ctes[1]
+        sql = f"WITH {selected}, {qualified} SELECT count(*) AS value FROM qualified"
+        return Compiled(sql, params.used_in(sql), frozenset(params.from_json))
     select = ["time_ms"]
     inputs: list[tuple[str | None, str | None]] = []
     for i, agg in enumerate(aggregations):
@@ -169,20 +199,15 @@ def compile_event_query(q: EventQuery, schema: Schema) -> Compiled:
         if column not in select:
             select.append(column)
     ctes, source = _selected(q, ", ".join(select), params)
-    if (
-        q.occurrence is not None
-        and not q.group_by
-        and q.interval_ms is None
-        and q.aggregation == Aggregation("cardinality", q.occurrence.entity)
-    ):
-        # "How many users qualify": the qualifying set is the answer; no need to go back to their events.
-        sql = f"WITH {', '.join(ctes)} SELECT count(*) AS value FROM qualified"
-        return Compiled(sql, params.used_in(sql), frozenset(params.from_json))
+    bitmap = _bitmap_cardinality(q, params.schema)
 
     def agg_sql(agg: Aggregation) -> str:
         i = aggregations.index(agg)
         if i not in texts:
-            texts[i] = _aggregate(agg, inputs[i][0], inputs[i][1], params)
+            if bitmap and agg == q.aggregation:
+                texts[i] = f"coalesce(bit_count(bitstring_agg({inputs[i][0]}, 1, {params.add(bitmap)})), 0)"
+            else:
+                texts[i] = _aggregate(agg, inputs[i][0], inputs[i][1], params)
         return texts[i]
 
     names = [f"k{j}" for j in range(len(q.group_by))]

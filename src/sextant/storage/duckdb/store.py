@@ -64,8 +64,9 @@ class DuckDBStore:
         self._columns = AttributeColumns(self._con)
         self._last_event_id = self._scalar("SELECT coalesce(max(event_id), 0) FROM events")
         self._arrays = frozenset(r[0] for r in self._con.execute("SELECT path FROM array_paths").fetchall())
-        # Held while the set of array paths changes and while a query reads it and opens its snapshot, so
-        # that no query can see an event holding an array at a path it was compiled to treat as scalar.
+        # Held while the set of array paths or of user keys changes and while a query reads them and opens
+        # its snapshot, so that no query sees an event holding an array at a path it was compiled to treat
+        # as scalar, or a user key beyond the largest it was compiled for.
         self._schema_lock = threading.Lock()
         self._in_transaction = False
         self._watchdog = Watchdog()
@@ -130,7 +131,7 @@ class DuckDBStore:
         # Each reading thread needs its own cursor; its transaction sees every write committed before it.
         cursor = self._con.cursor()
         with self._schema_lock:
-            schema = Schema(self._columns.ready(), self._arrays)
+            schema = Schema(self._columns.ready(), self._arrays, len(self._user_keys))
             cursor.execute("BEGIN TRANSACTION").fetchall()
         ticket = self._watchdog.arm(timeout_s, cursor.interrupt)
         try:
@@ -179,7 +180,8 @@ class DuckDBStore:
             schema=_EVENT_SCHEMA,
         )
         new_arrays = batch.array_paths - self._arrays
-        if new_arrays:
+        # New array paths and new user keys change what queries may assume (see `_snapshot`).
+        if new_arrays or self._new_user_keys:
             with self._schema_lock:
                 self._insert(table, new_arrays, log_seq)
                 self._arrays = self._arrays | new_arrays
