@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench bench-query clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ test: lint typecheck unit
 
 bench: install
 	$(BIN)/python bench/ingest.py
+
+# 10M events: the first run generates and imports them (a few minutes) into bench/.work/.
+bench-query: install
+	$(BIN)/python bench/query.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
