@@ -451,8 +451,9 @@ def section(rows: list[Row], rounds: int, seconds: float, wrk_name: str) -> str:
 - Ceiling: bench/ceiling_app.py, the same uvicorn + uvloop + httptools stack and configuration in one
   process, answering 202 `{{}}` without reading the body.
 - Sextant: `sextant serve` as shipped ("default": access log on, one JSON line per request, stdout
-  to a file), and with `--no-access-log` for comparison. Its 202 means the events are committed to
-  DuckDB and fsync'd: every request waits for a group commit.
+  to a file), and with `--no-access-log` for comparison. Its 202 means the events are appended to
+  the ingest log and fdatasync'd (every request waits for a group commit); they reach DuckDB within a
+  second.
 - Requests: single events cycle through {DISTINCT_USERS} user ids; batches are JSON arrays of
   {BATCH_SIZE} such events. "Failed" counts non-2xx answers, socket errors and
   timeouts; a run with any is rejected.
