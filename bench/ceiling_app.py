@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sextant.faces.datadog.prodlytics import PATH
-from sextant.server import bind
+from sextant.server import bind, uvicorn_config
 
 _ACCEPTED = Response(b"{}", 202, media_type="application/json")
 _READY = Response(b'{"status":"ok"}', media_type="application/json")
@@ -43,19 +43,8 @@ def main() -> None:
     host, port = sock.getsockname()[:2]
     # Same line shape as `sextant serve`, so the benchmark finds both servers' addresses the same way.
     print(f"Ceiling listening on http://{host}:{port}", flush=True)
-    # Keep in step with the uvicorn.Config in src/sextant/server.py: the ceiling is only fair if it is the
-    # same stack.
-    config = uvicorn.Config(
-        build_app(),
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    # The same stack and configuration as `sextant serve`: the ceiling is only fair if it is.
+    uvicorn.Server(uvicorn_config(build_app())).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -160,18 +160,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM; on either, finish in-flight requests, commit pending writes and exit 0."""
-    configure_logging()
-    sock = bind(settings.host, settings.port)
-    runtime = open_runtime(settings)
-    if runtime.bootstrapped is not None:
-        _print_credentials(runtime.bootstrapped, settings)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"Sextant listening on http://{shown}:{port}  (data dir: {settings.data_dir})", flush=True)
-    config = uvicorn.Config(
-        build_app(runtime),
+def uvicorn_config(app: ASGIApp) -> uvicorn.Config:
+    """The HTTP stack every server of ours runs on (the benchmark's ceiling app too)."""
+    return uvicorn.Config(
+        app,
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -182,6 +174,19 @@ def serve(settings: Settings) -> None:
         # Forwarded headers are not trusted by default: the client address is the peer's.
         proxy_headers=False,
     )
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; on either, finish in-flight requests, commit pending writes and exit 0."""
+    configure_logging()
+    sock = bind(settings.host, settings.port)
+    runtime = open_runtime(settings)
+    if runtime.bootstrapped is not None:
+        _print_credentials(runtime.bootstrapped, settings)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Sextant listening on http://{shown}:{port}  (data dir: {settings.data_dir})", flush=True)
+    config = uvicorn_config(build_app(runtime))
     # Everything allocated so far lives as long as the process: keep the collector from rescanning it,
     # and let it run less often (a batch of events decodes to thousands of short-lived dicts).
     gc.collect()

@@ -18,23 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.bodies import event
 from tests.serverproc import RunningServer, provision, sextant, start_server
 from tests.storeread import stored_events
 
 PATH = "/api/v2/prodlytics"
 ORG_JSON_KEYS = {"org_id", "application_id", "posthog_project_id", "keys"}
 KEY_KINDS = {"dd_api_key", "dd_app_key", "dynatrace_token", "posthog_personal_key", "posthog_project_token"}
-
-
-def event(app_id: str, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "application": {"id": app_id},
-        "event": {"name": "payment.processed"},
-        "type": "server",
-        "usr": {"id": "user-1"},
-    }
-    body.update(extra)
-    return body
 
 
 def post(url: str, key: str, body: Any, client: httpx.Client | None = None) -> httpx.Response:

@@ -40,6 +40,7 @@ from datadog_api_client.v2.model.product_analytics_server_side_event_item_usr im
     ProductAnalyticsServerSideEventItemUsr,
 )
 
+from tests.bodies import event
 from tests.serverproc import RunningServer, provision, sextant, start_server
 from tests.storeread import stored_events
 
@@ -47,17 +48,6 @@ PATH = "/api/v2/prodlytics"
 SEED_APP_ID = "123abcde-123a-123b-1234-123456789abc"
 SEED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "seeds" / "000_617e2f7da4c1591a.txt"
 MIB = 1024 * 1024
-
-
-def event(app_id: str, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "application": {"id": app_id},
-        "event": {"name": "payment.processed"},
-        "type": "server",
-        "usr": {"id": "user-1"},
-    }
-    body.update(extra)
-    return body
 
 
 def post(server: RunningServer, key: str | None, body: bytes | Any, **headers: str) -> httpx.Response:
