@@ -143,7 +143,7 @@ def serve(
         typer.Option(
             envvar="SEXTANT_MAX_QUEUED_EVENTS",
             min=1,
-            help="Events that may wait for a commit; past this, intakes answer 503 with Retry-After.",
+            help="Events accepted but not yet in the store; past this, intakes answer 503 with Retry-After.",
         ),
     ] = Limits().write_queue_events,
 ) -> None:

@@ -16,7 +16,7 @@ class Limits:
     intake_body_bytes: int = 5 * MIB
     intake_decoded_bytes: int = 5 * MIB
     json_depth: int = 32
-    # Events waiting for a commit. Past this the intake answers 503 with Retry-After.
+    # Events accepted but not yet in the store. Past this the intakes answer 503 with Retry-After.
     write_queue_events: int = 200_000
     # Events in one commit: large enough to amortize the fsync, small enough to bound commit latency.
     commit_events: int = 50_000
