@@ -26,6 +26,7 @@ from sextant.storage.backend import Backend
 log = logging.getLogger("sextant.writer")
 
 RETENTION_SWEEP_SECONDS = 3600.0
+LOAD_INTERVAL_S = 0.05
 
 
 class WriteQueueFull(Exception):
@@ -198,7 +199,13 @@ class GroupCommitWriter:
     # --- loader thread: visibility, and the store's background work -----------------------------------
 
     def _load_loop(self) -> None:
+        last_load = 0.0
         while True:
+            # Each store transaction has a fixed cost: under load, let groups gather for a moment so that
+            # one transaction carries many (events still reach the store well within a second).
+            pause = last_load + LOAD_INTERVAL_S - time.monotonic()
+            if pause > 0 and not self._writer_done:
+                time.sleep(pause)
             with self._lock:
                 while not self._to_load and not self._writer_done:
                     if self._store.has_maintenance or self._due_sweep():
@@ -210,6 +217,7 @@ class GroupCommitWriter:
             if done:
                 return
             if groups:
+                last_load = time.monotonic()
                 self._load(groups)
             else:
                 self._maybe_sweep()
