@@ -68,3 +68,24 @@ def test_user_keys_are_dense_stable_and_rolled_back_with_their_transaction(tmp_p
     rows = stored_events(tmp_path)
     keys = {(r["usr_id"], r["usr_key"]) for r in rows}
     assert keys == {("u0", 1), ("u1", 2), ("u2", 3), ("u3", 4)}
+
+
+def test_queries_read_only_their_source(tmp_path: Path) -> None:
+    from sextant.core.timeutil import now_ms
+    from sextant.query.events import Aggregation, EventQuery
+    from sextant.query.filters import MatchAll
+
+    now = now_ms()
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    query = EventQuery(1, now - 100, now, MatchAll(), Aggregation("count"))
+    store.append_events(batch_of([now - 90, now - 80]), first_event_id=1)
+    # With one source stored, the compiled query can skip testing it; a second source must not leak in.
+    assert store.query_events(query, 30).to_pylist() == [{"value": 2}]
+    logs = batch_of([now - 70, now - 60, now - 50])
+    logs.source = ["logs"] * 3
+    store.append_events(logs, first_event_id=3)
+    assert store.query_events(query, 30).to_pylist() == [{"value": 2}]
+    store.close()
+    reopened = DuckDBStore(tmp_path / "sextant.duckdb")
+    assert reopened.query_events(query, 30).to_pylist() == [{"value": 2}]
+    reopened.close()

@@ -36,6 +36,7 @@ class Schema:
     slots: Mapping[str, int] = field(default_factory=dict)
     arrays: frozenset[str] = frozenset()
     max_user_key: int = 0  # user keys run from 1 to this
+    sources: frozenset[str] = frozenset()  # the sources of the events stored
 
 
 @dataclass

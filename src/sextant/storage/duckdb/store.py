@@ -64,9 +64,12 @@ class DuckDBStore:
         self._columns = AttributeColumns(self._con)
         self._last_event_id = self._scalar("SELECT coalesce(max(event_id), 0) FROM events")
         self._arrays = frozenset(r[0] for r in self._con.execute("SELECT path FROM array_paths").fetchall())
-        # Held while the set of array paths or of user keys changes and while a query reads them and opens
-        # its snapshot, so that no query sees an event holding an array at a path it was compiled to treat
-        # as scalar, or a user key beyond the largest it was compiled for.
+        self._sources = frozenset(
+            str(r[0]) for r in self._con.execute("SELECT DISTINCT source FROM events").fetchall()
+        )
+        # Held while the sets of array paths, user keys or sources change and while a query reads them and
+        # opens its snapshot, so that no query sees an event its compiled SQL did not allow for (an array
+        # where it assumed scalars, a user key beyond the largest, another source where it assumed one).
         self._schema_lock = threading.Lock()
         self._in_transaction = False
         self._watchdog = Watchdog()
@@ -131,7 +134,7 @@ class DuckDBStore:
         # Each reading thread needs its own cursor; its transaction sees every write committed before it.
         cursor = self._con.cursor()
         with self._schema_lock:
-            schema = Schema(self._columns.ready(), self._arrays, len(self._user_keys))
+            schema = Schema(self._columns.ready(), self._arrays, len(self._user_keys), self._sources)
             cursor.execute("BEGIN TRANSACTION").fetchall()
         ticket = self._watchdog.arm(timeout_s, cursor.interrupt)
         try:
@@ -180,11 +183,13 @@ class DuckDBStore:
             schema=_EVENT_SCHEMA,
         )
         new_arrays = batch.array_paths - self._arrays
-        # New array paths and new user keys change what queries may assume (see `_snapshot`).
-        if new_arrays or self._new_user_keys:
+        new_sources = set(batch.source) - self._sources
+        # New array paths, user keys and sources change what queries may assume (see `_snapshot`).
+        if new_arrays or self._new_user_keys or new_sources:
             with self._schema_lock:
                 self._insert(table, new_arrays, log_seq)
                 self._arrays = self._arrays | new_arrays
+                self._sources = self._sources | new_sources
         else:
             self._insert(table, new_arrays, log_seq)
         self._last_event_id = first_event_id + n - 1
