@@ -7,6 +7,7 @@ which both processes may open, and the server sees each change on its next reque
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -149,9 +150,17 @@ def serve(
 ) -> None:
     """Start the server on the embedded DuckDB store. SIGTERM or Ctrl-C commits pending writes and exits."""
     from sextant.server import serve as run
+    from sextant.storage.duckdb.store import StoreBusy
 
     limits = dataclasses.replace(Limits(), write_queue_events=max_queued_events)
-    run(Settings(data_dir=data_dir, host=host, port=port, access_log=access_log, limits=limits))
+    try:
+        run(Settings(data_dir=data_dir, host=host, port=port, access_log=access_log, limits=limits))
+    except StoreBusy as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror} (choose another with --port or --host)")
 
 
 @orgs_app.command("create")

@@ -1,4 +1,4 @@
-"""Assembling and running the server: one process, one event loop, one writer thread."""
+"""Assembling and running the server: one process, one event loop, a writer and a loader thread."""
 
 from __future__ import annotations
 
