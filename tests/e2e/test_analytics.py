@@ -116,7 +116,13 @@ def data(server: RunningServer) -> Dataset:
         for i in range(0, len(docs), 500):
             response = client.post(server.url + "/api/v2/prodlytics", json=docs[i : i + 500], headers=key)
             assert response.status_code == 202, response.text
-    return Dataset(server, org, docs, end)
+    dataset = Dataset(server, org, docs, end)
+    # Acknowledged events become queryable within a second (the loader moves them into the store).
+    deadline = time.monotonic() + 1.0
+    while scalar_table(dataset.ok("scalar", count_query()))[0][1] < len(docs):
+        assert time.monotonic() < deadline, "acknowledged events were not queryable within one second"
+        time.sleep(0.02)
+    return dataset
 
 
 def in_range(d: dict[str, Any], data: Dataset) -> bool:
@@ -871,3 +877,27 @@ def test_daily_unique_users(data: Dataset) -> None:
     for d in data.docs:
         tiers[get(d, "customer.tier") or MISSING].add(get(d, "usr.id"))
     assert dict(scalar_table(by_tier)) == {(t,): len(u) for t, u in tiers.items()}
+
+
+def test_an_acknowledged_event_is_queryable_within_a_second(server: RunningServer) -> None:
+    org = provision(server.data_dir, "visibility")
+    keys = {"DD-API-KEY": org["keys"]["dd_api_key"], "DD-APPLICATION-KEY": org["keys"]["dd_app_key"]}
+    body = {
+        "application": {"id": org["application_id"]},
+        "event": {"name": "seen"},
+        "type": "server",
+        "usr": {"id": "visibility"},
+    }
+    now = int(time.time() * 1000)
+    query = {
+        "data": {
+            "type": "formula_analytics_extended_request",
+            "attributes": {"from": now - 60_000, "to": now + 60_000, "query": count_query()},
+        }
+    }
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post("/api/v2/prodlytics", json=body, headers=keys).status_code == 202
+        started = time.monotonic()
+        while scalar_table(client.post(f"{BASE}/scalar", json=query, headers=keys).json())[0][1] != 1:
+            assert time.monotonic() - started < 1.0, "not queryable within one second of its 202"
+            time.sleep(0.01)
