@@ -51,8 +51,8 @@ import_app = typer.Typer(help="Bulk imports into the store (stop the server firs
 app.add_typer(import_app, name="import")
 
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path,
