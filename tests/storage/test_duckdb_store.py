@@ -89,3 +89,19 @@ def test_queries_read_only_their_source(tmp_path: Path) -> None:
     reopened = DuckDBStore(tmp_path / "sextant.duckdb")
     assert reopened.query_events(query, 30).to_pylist() == [{"value": 2}]
     reopened.close()
+
+
+def test_a_large_wal_is_checkpointed_when_the_loader_is_idle(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    wal = tmp_path / "sextant.duckdb.wal"
+    assert not store.has_maintenance
+    # DuckDB's own checkpoint waits for a much larger WAL, so that commits under load stay cheap.
+    for i in range(100):
+        store.append_events(batch_of(list(range(1, 2_501))), first_event_id=1 + i * 2_500)
+    assert wal.stat().st_size > 16 * 1024 * 1024
+    assert store.has_maintenance
+    store.maintain()
+    assert not wal.exists() or wal.stat().st_size < 1024 * 1024
+    assert not store.has_maintenance
+    store.close()
+    assert len(stored_events(tmp_path)) == 250_000

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +41,11 @@ _EVENT_SCHEMA = pa.schema(
 )
 
 
+WAL_AUTOCHECKPOINT = "256MB"
+IDLE_CHECKPOINT_BYTES = 16 * 1024 * 1024
+CHECKPOINT_RETRY_S = 10.0
+log = logging.getLogger("sextant.storage")
+
 # Results are small (groups times buckets); the copy DuckDB warns about costs less than its relation API.
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
 
@@ -61,6 +68,9 @@ class DuckDBStore:
                 f"{path} is in use by another process (is `sextant serve` running on this data dir?)"
             ) from exc
         migrate(self._con)
+        self._con.execute(f"SET wal_autocheckpoint = '{WAL_AUTOCHECKPOINT}'").fetchall()
+        self._wal = path.with_name(path.name + ".wal")
+        self._last_checkpoint_try = 0.0
         self._columns = AttributeColumns(self._con)
         self._last_event_id = self._scalar("SELECT coalesce(max(event_id), 0) FROM events")
         self._arrays = frozenset(r[0] for r in self._con.execute("SELECT path FROM array_paths").fetchall())
@@ -231,11 +241,28 @@ class DuckDBStore:
 
     @property
     def has_maintenance(self) -> bool:
-        return self._columns.has_work
+        return self._columns.has_work or self._checkpoint_due()
 
     def maintain(self) -> None:
-        """One bounded step of background work (materializing attributes); writer thread only."""
-        self._columns.step(self._last_event_id)
+        """One bounded step of background work (attribute columns, checkpoints); loader thread only."""
+        if self._columns.has_work:
+            self._columns.step(self._last_event_id)
+        elif self._checkpoint_due():
+            self._last_checkpoint_try = time.monotonic()
+            try:
+                self._con.execute("CHECKPOINT").fetchall()
+            except duckdb.Error as exc:  # queries in flight: try again later
+                log.info("checkpoint postponed: %s", exc)
+
+    def _checkpoint_due(self) -> bool:
+        # DuckDB checkpoints by itself, inside a commit, only once its WAL is large (WAL_AUTOCHECKPOINT):
+        # under steady ingest commits stay cheap, and the checkpoint happens here, when loading is idle.
+        if time.monotonic() - self._last_checkpoint_try < CHECKPOINT_RETRY_S:
+            return False
+        try:
+            return self._wal.stat().st_size > IDLE_CHECKPOINT_BYTES
+        except FileNotFoundError:
+            return False
 
     def delete_events_before(self, time_ms: int) -> int:
         return self._scalar("DELETE FROM events WHERE time_ms < ?", [time_ms])
