@@ -22,7 +22,7 @@ from sextant.config import Settings
 from sextant.control.db import open_control
 from sextant.control.directory import Directory
 from sextant.control.orgs import ProvisionedOrg, bootstrap_default_org
-from sextant.edge.endpoints import Endpoint, Reply
+from sextant.edge.endpoints import Endpoint, Reply, json_response
 from sextant.edge.fast import FastPaths
 from sextant.edge.openapi import openapi_document
 from sextant.edge.requests import RequestContext
@@ -71,7 +71,7 @@ def open_runtime(settings: Settings) -> Runtime:
 
 
 def _system_endpoints(runtime: Runtime, all_endpoints: list[Endpoint]) -> list[Endpoint]:
-    ok = Response(msgspec.json.encode(Health("ok")), media_type="application/json")
+    ok = json_response(Health("ok"))
 
     async def health(_: Request) -> Response:
         return ok
@@ -79,13 +79,11 @@ def _system_endpoints(runtime: Runtime, all_endpoints: list[Endpoint]) -> list[E
     async def ready(_: Request) -> Response:
         if runtime.writer.running:
             state = Health("ok", background_work=runtime.store.has_maintenance)
-            return Response(msgspec.json.encode(state), media_type="application/json")
-        return Response(
-            msgspec.json.encode(Health("starting or stopping")), 503, media_type="application/json"
-        )
+            return json_response(state)
+        return json_response(Health("starting or stopping"), 503)
 
     async def openapi(_: Request) -> Response:
-        return Response(msgspec.json.encode(openapi_document(all_endpoints)), media_type="application/json")
+        return json_response(openapi_document(all_endpoints))
 
     health_reply = {200: Reply("The process is up", Health)}
     return [

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """`body` encoded as JSON, with `Content-Type: application/json` exactly (no charset: clients compare)."""
+    return Response(msgspec.json.encode(body), status, headers=headers, media_type="application/json")
 
 
 @dataclass(frozen=True)

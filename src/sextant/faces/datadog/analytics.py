@@ -17,7 +17,7 @@ from sextant.config import MIB
 from sextant.control.directory import Directory
 from sextant.core.events import STANDARD_PATHS
 from sextant.edge.body import BodyError, read_body
-from sextant.edge.endpoints import Endpoint, Reply
+from sextant.edge.endpoints import Endpoint, Reply, json_response
 from sextant.edge.requests import request_id
 from sextant.faces.datadog.analytics_request import (
     AnalyticsRequest,
@@ -60,10 +60,6 @@ class ListResponse(msgspec.Struct):
     meta: dict[str, Any]
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(body), status, media_type="application/json")
-
-
 class ProductAnalyticsQueries:
     def __init__(self, directory: Directory, store: Backend) -> None:
         self._directory = directory
@@ -77,35 +73,25 @@ class ProductAnalyticsQueries:
             413: Reply("Payload Too Large", APIErrorResponse),
             504: Reply("Query timed out", APIErrorResponse),
         }
-        common = {"tag": "Datadog Product Analytics", "auth_headers": ("DD-API-KEY", "DD-APPLICATION-KEY")}
+        routes = [
+            ("scalar", self.scalar, "Compute scalar analytics: one value per group",
+             AnalyticsRequest, ScalarResponse),
+            ("timeseries", self.timeseries, "Compute timeseries analytics: values per time bucket and group",
+             AnalyticsRequest, TimeseriesResponse),
+            ("list", self.list, "List the events matching a query, newest first", ListRequest, ListResponse),
+        ]  # fmt: skip
         return [
             Endpoint(
                 "POST",
-                f"{PREFIX}/scalar",
-                guarded(self.scalar, api_error),
-                "Compute scalar analytics: one value per group",
-                request=AnalyticsRequest,
-                responses={200: Reply("OK", ScalarResponse), **errors},
-                **common,  # type: ignore[arg-type]
-            ),
-            Endpoint(
-                "POST",
-                f"{PREFIX}/timeseries",
-                guarded(self.timeseries, api_error),
-                "Compute timeseries analytics: values per time bucket and group",
-                request=AnalyticsRequest,
-                responses={200: Reply("OK", TimeseriesResponse), **errors},
-                **common,  # type: ignore[arg-type]
-            ),
-            Endpoint(
-                "POST",
-                f"{PREFIX}/list",
-                guarded(self.list, api_error),
-                "List the events matching a query, newest first",
-                request=ListRequest,
-                responses={200: Reply("OK", ListResponse), **errors},
-                **common,  # type: ignore[arg-type]
-            ),
+                f"{PREFIX}/{name}",
+                guarded(handler, api_error),
+                summary,
+                tag="Datadog Product Analytics",
+                request=request,
+                responses={200: Reply("OK", response), **errors},
+                auth_headers=("DD-API-KEY", "DD-APPLICATION-KEY"),
+            )
+            for name, handler, summary, request, response in routes
         ]
 
     async def _begin(
@@ -152,7 +138,7 @@ class ProductAnalyticsQueries:
         facets = [g.facet for g in spec.group_by]
         meta = {"request_id": rid, "status": "done"}
         if not timeseries:
-            return _json(
+            return json_response(
                 {
                     "data": {"id": rid, "type": "scalar_response", "attributes": _scalar(table, facets)},
                     "meta": meta,
@@ -161,7 +147,7 @@ class ProductAnalyticsQueries:
         assert query.interval_ms is not None
         explicit = spec.compute.interval is not None
         attributes = _timeseries(table, facets, query, explicit)
-        return _json(
+        return json_response(
             {"data": {"id": rid, "type": "timeseries_response", "attributes": attributes}, "meta": meta}
         )
 
@@ -181,7 +167,7 @@ class ProductAnalyticsQueries:
             return api_error(504, f"Query timed out: {exc}; narrow the time range or the search")
         rid = request_id(request.scope)
         records = _records(rows, decoded.data.attributes.query.columns)
-        return _json(
+        return json_response(
             {
                 "data": {
                     "id": rid,

@@ -13,7 +13,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sextant.edge.endpoints import Handler
+from sextant.edge.endpoints import Handler, json_response
 from sextant.edge.requests import request_id
 
 log = logging.getLogger("sextant.datadog")
@@ -55,12 +55,12 @@ TITLES = {
 
 def intake_error(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
     body = IntakeErrors([IntakeError(status=str(status), title=TITLES[status], detail=detail)])
-    return Response(msgspec.json.encode(body), status, headers=headers, media_type="application/json")
+    return json_response(body, status, headers)
 
 
 def api_error(status: int, *messages: str, headers: dict[str, str] | None = None) -> Response:
     body = APIErrorResponse(list(messages) or [TITLES[status]])
-    return Response(msgspec.json.encode(body), status, headers=headers, media_type="application/json")
+    return json_response(body, status, headers)
 
 
 def guarded(handler: Handler, on_error: Callable[[int, str], Response]) -> Handler:

@@ -5,8 +5,6 @@ Authenticated like the Datadog query endpoints (API key + application key), with
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,7 +13,7 @@ from sextant.config import MIB
 from sextant.control.directory import Directory
 from sextant.control.segments import Segment, create_segment, delete_segment, list_segments
 from sextant.edge.body import BodyError, read_body
-from sextant.edge.endpoints import Endpoint, Reply
+from sextant.edge.endpoints import Endpoint, Reply, json_response
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
 from sextant.faces.datadog.errors import APIErrorResponse, api_error, guarded
 
@@ -43,10 +41,6 @@ class SegmentList(msgspec.Struct):
 
 def _out(segment: Segment) -> SegmentOut:
     return SegmentOut(segment.id, segment.name, segment.size, segment.created_at)
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(body), status, media_type="application/json")
 
 
 class SegmentsApi:
@@ -103,7 +97,7 @@ class SegmentsApi:
             return api_error(exc.status, exc.detail)
         with self._directory.engine.connect() as conn:
             segments = list_segments(conn, org_id)
-        return _json(SegmentList([_out(s) for s in segments]))
+        return json_response(SegmentList([_out(s) for s in segments]))
 
     async def create(self, request: Request) -> Response:
         try:
@@ -120,7 +114,7 @@ class SegmentsApi:
             return api_error(400, f'invalid segment: {exc}; send {{"name": ..., "user_ids": [...]}}')
         except ValueError as exc:
             return api_error(400, str(exc))
-        return _json(_out(segment), 201)
+        return json_response(_out(segment), 201)
 
     async def delete(self, request: Request) -> Response:
         try:
