@@ -901,3 +901,29 @@ def test_an_acknowledged_event_is_queryable_within_a_second(server: RunningServe
         while scalar_table(client.post(f"{BASE}/scalar", json=query, headers=keys).json())[0][1] != 1:
             assert time.monotonic() - started < 1.0, "not queryable within one second of its 202"
             time.sleep(0.01)
+
+
+def test_group_by_limit_defaults_to_ten(data: Dataset) -> None:
+    countries = Counter(get(d, "geo.country") or MISSING for d in data.docs)
+    assert len(countries) > 10
+    body = data.ok("scalar", count_query(group_by=[{"facet": "@geo.country"}]))
+    assert scalar_table(body) == [((k,), v) for k, v in ranked(countries, 10)]
+
+
+def test_segments_cli_list_and_delete(data: Dataset, tmp_path: Any) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("user-3\n")
+    where = ("--org", "analytics", "--data-dir", str(data.server.data_dir))
+    created = json.loads(
+        sextant("segments", "create", "cli-made", *where, "--file", str(ids), "--json").stdout
+    )
+    listed = json.loads(sextant("segments", "list", *where, "--json").stdout)
+    assert {"id": created["id"], "name": "cli-made", "size": 1} in [
+        {k: s[k] for k in ("id", "name", "size")} for s in listed
+    ]
+    sextant("segments", "delete", created["id"], *where)
+    assert created["id"] not in [
+        s["id"] for s in json.loads(sextant("segments", "list", *where, "--json").stdout)
+    ]
+    missing = sextant("segments", "delete", created["id"], *where, check=False)
+    assert missing.returncode == 1 and "no segment" in missing.stderr
