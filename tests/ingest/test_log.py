@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sextant.core.timeutil import now_ms
 from sextant.ingest import log as ingest_log
-from sextant.ingest.log import IngestLog, decode_batch, encode_batch
+from sextant.ingest.log import IngestLog, LoggedBatch, decode_batch, encode_batch
 from sextant.ingest.writer import GroupCommitWriter, recover
 from sextant.storage.duckdb.store import DuckDBStore
 from tests.storage.test_duckdb_store import batch_of
@@ -17,8 +17,9 @@ from tests.storeread import stored_events
 def test_batches_round_trip() -> None:
     batch = batch_of([5, 6, 7])
     batch.array_paths.add("tags")
-    decoded, first = decode_batch(encode_batch(batch, 42))
-    assert first == 42
+    logged, first = decode_batch(encode_batch(LoggedBatch(batch), 42))
+    decoded = logged.events
+    assert first == 42 and decoded is not None and logged.points is None
     assert decoded.usr_id == batch.usr_id and decoded.attributes == batch.attributes
     assert decoded.array_paths == {"tags"} and len(decoded) == 3
 
@@ -42,8 +43,8 @@ def test_recovery_stores_logged_groups_once(tmp_path: Path) -> None:
     log = IngestLog(tmp_path / "log")
     log.start(recover(store, log))
     now = now_ms()
-    log.append(1, encode_batch(batch_of([now, now]), 1))
-    log.append(2, encode_batch(batch_of([now]), 3))
+    log.append(1, encode_batch(LoggedBatch(batch_of([now, now])), 1))
+    log.append(2, encode_batch(LoggedBatch(batch_of([now])), 3))
     log.close()  # "crash": nothing was loaded
     assert store.loaded_log_seq() == 0
     for _ in range(3):

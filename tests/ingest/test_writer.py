@@ -44,9 +44,12 @@ def test_full_queue_refuses_and_stop_refuses_new_writes(tmp_path: Path) -> None:
         )
         writer.start()
         now = now_ms()
-        results = await asyncio.gather(
-            *(writer.write(batch_of([now] * 10)) for _ in range(50)), return_exceptions=True
-        )
+
+        async def submit() -> None:
+            # Refusals are raised by write() itself, durability failures by the future it returns.
+            await writer.write(batch_of([now] * 10))
+
+        results = await asyncio.gather(*(submit() for _ in range(50)), return_exceptions=True)
         refused = sum(isinstance(r, WriteQueueFull) for r in results)
         accepted = sum(r is None for r in results)
         assert refused + accepted == 50

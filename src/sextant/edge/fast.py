@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,15 +15,17 @@ class FastPaths:
         for (method, path), handler in routes.items():
             self.paths.setdefault(path, {})[method] = handler
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the handler's coroutine rather than awaiting it: one coroutine frame less for every
+        # resumption of the request's task.
         methods = self.paths.get(scope["path"]) if scope["type"] == "http" else None
         if methods is None:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         handler = methods.get(scope["method"])
         if handler is None:
             # As the framework's router answers a known path with another method.
             allow = ", ".join(sorted(methods))
-            await PlainTextResponse("Method Not Allowed", 405, headers={"Allow": allow})(scope, receive, send)
-            return
-        await handler(scope, receive, send)
+            return PlainTextResponse("Method Not Allowed", 405, headers={"Allow": allow})(
+                scope, receive, send
+            )
+        return handler(scope, receive, send)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import re
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,7 +17,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 REQUEST_ID_HEADER = b"x-request-id"
 FLUSH_SECONDS = 0.1
 _VALID_INCOMING_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-_encode = msgspec.json.Encoder().encode
+_encoder = msgspec.json.Encoder()
+
+
+class AccessRecord(msgspec.Struct):
+    """One access-log line."""
+
+    ts: float
+    msg: str
+    request_id: str
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+    client: str | None
+
 
 log = logging.getLogger("sextant.http")
 
@@ -34,8 +49,12 @@ class RequestContext:
         self.app = app
         self.access_log = access_log
         self.stream = stream or sys.stdout
-        self._pending: list[str] = []
+        self._pending: list[AccessRecord] = []
         self._flush_scheduled = False
+        # Ids only need to be unique, not unpredictable: a random per-process prefix and a counter cost
+        # no system call per request.
+        self._id_prefix = os.urandom(4).hex()
+        self._id_counter = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +66,7 @@ class RequestContext:
                 rid = value.decode()
                 break
         if rid is None:
-            rid = os.urandom(8).hex()
+            rid = f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFF:08x}"
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status = 500
@@ -69,17 +88,18 @@ class RequestContext:
 
     def _log(self, scope: Scope, rid: str, status: int, started: float) -> None:
         client = scope.get("client")
-        record: dict[str, Any] = {
-            "ts": time.time(),
-            "msg": "request",
-            "request_id": rid,
-            "method": scope["method"],
-            "path": scope["path"],
-            "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "client": client[0] if client else None,
-        }
-        self._pending.append(_encode(record).decode())
+        self._pending.append(
+            AccessRecord(
+                time.time(),
+                "request",
+                rid,
+                scope["method"],
+                scope["path"],
+                status,
+                round((time.perf_counter() - started) * 1000, 3),
+                client[0] if client else None,
+            )
+        )
         # Lines go out together within FLUSH_SECONDS (one write and flush for many requests), not held in
         # Python's buffer until it fills, as it would when stdout is a pipe or a file.
         if not self._flush_scheduled:
@@ -90,6 +110,6 @@ class RequestContext:
         """Write out the access log lines waiting (also called when the server stops)."""
         self._flush_scheduled = False
         if self._pending:
-            lines, self._pending = self._pending, []
-            self.stream.write("\n".join(lines) + "\n")
+            records, self._pending = self._pending, []
+            self.stream.write(_encoder.encode_lines(records).decode())
             self.stream.flush()

@@ -1,4 +1,4 @@
-"""The ingest log: where accepted events become durable before they reach the analytics store.
+"""The ingest log: where accepted events and metric points become durable before they reach the store.
 
 A commit of the analytics store costs milliseconds; appending to a file and fdatasync'ing it costs a
 fraction of one. So the writer appends each group of requests as one record here, syncs, and only then
@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 
 from sextant.core.events import EventBatch
+from sextant.core.metrics import PointBatch
 
 log = logging.getLogger("sextant.ingest")
 
@@ -32,22 +33,72 @@ _HEADER = struct.Struct("<IIQ")
 SEGMENT_BYTES = 64 * 1024 * 1024
 _SUFFIX = ".log"
 
-_COLUMNS = tuple(c for c in EventBatch.__slots__ if c != "array_paths")
+_EVENT_COLUMNS = tuple(c for c in EventBatch.__slots__ if c != "array_paths")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 
 
-def encode_batch(batch: EventBatch, first_event_id: int) -> bytes:
-    columns = [getattr(batch, c) for c in _COLUMNS]
-    return _encode((first_event_id, columns, sorted(batch.array_paths)))
+class LoggedBatch:
+    """What one log record holds: the events and the metric points of one group of requests."""
+
+    __slots__ = ("events", "points")
+
+    def __init__(self, events: EventBatch | None = None, points: PointBatch | None = None) -> None:
+        self.events = events
+        self.points = points
+
+    def __len__(self) -> int:
+        return (len(self.events) if self.events else 0) + (len(self.points) if self.points else 0)
+
+    @property
+    def event_count(self) -> int:
+        return len(self.events) if self.events else 0
+
+    def add(self, batch: EventBatch | PointBatch) -> None:
+        """Take `batch` in (the first of each kind without a copy: the caller must not change it after)."""
+        if isinstance(batch, EventBatch):
+            if self.events is None:
+                self.events = batch
+            else:
+                self.events.extend(batch)
+        elif self.points is None:
+            self.points = batch
+        else:
+            self.points.extend(batch)
+
+    def extend(self, other: LoggedBatch) -> None:
+        for part in (other.events, other.points):
+            if part is not None:
+                self.add(part)
 
 
-def decode_batch(payload: bytes) -> tuple[EventBatch, int]:
-    first_event_id, columns, array_paths = _decode(payload)
-    batch = EventBatch()
-    for name, values in zip(_COLUMNS, columns, strict=True):
-        setattr(batch, name, values)
-    batch.array_paths = set(array_paths)
+def encode_batch(batch: LoggedBatch, first_event_id: int) -> bytes:
+    events = batch.events
+    event_columns = None if events is None else [getattr(events, c) for c in _EVENT_COLUMNS]
+    array_paths = [] if events is None else sorted(events.array_paths)
+    points = batch.points
+    if points is None:
+        return _encode((first_event_id, event_columns, array_paths))
+    series = [(org, sid, metric, list(tags)) for (org, sid), (metric, tags) in points.series.items()]
+    return _encode((first_event_id, event_columns, array_paths, points.columns(), series))
+
+
+def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:
+    # Records written before metrics existed have three parts; their events are read the same way.
+    parts = _decode(payload)
+    first_event_id, event_columns, array_paths = parts[:3]
+    batch = LoggedBatch()
+    if event_columns is not None:
+        events = EventBatch()
+        for name, values in zip(_EVENT_COLUMNS, event_columns, strict=True):
+            setattr(events, name, values)
+        events.array_paths = set(array_paths)
+        batch.events = events
+    if len(parts) > 3:
+        point_columns, series = parts[3], parts[4]
+        batch.points = PointBatch.from_columns(
+            point_columns, {(org, sid): (metric, tuple(tags)) for org, sid, metric, tags in series}
+        )
     return batch, first_event_id
 
 
@@ -105,6 +156,12 @@ class IngestLog:
 
     def append(self, seq: int, payload: bytes) -> None:
         """Write one record and make it durable before returning."""
+        os.fdatasync(self.write(seq, payload))
+
+    def write(self, seq: int, payload: bytes) -> int:
+        """Write one record, not yet durable: returns the file descriptor to fdatasync for that.
+
+        Call only once the previous record is durable: a new segment does not sync the one before."""
         if self._file is None or self._size >= SEGMENT_BYTES:
             with self._lock:
                 if self._file is not None:
@@ -112,11 +169,17 @@ class IngestLog:
                 self._open(seq)
         assert self._file is not None
         record = _HEADER.pack(len(payload), zlib.crc32(payload), seq) + payload
-        written = os.write(self._file, record)
-        if written != len(record):
-            raise OSError(f"short write to the ingest log ({written} of {len(record)} bytes)")
-        os.fdatasync(self._file)
+        try:
+            written = os.write(self._file, record)
+            if written != len(record):
+                raise OSError(f"short write to the ingest log ({written} of {len(record)} bytes)")
+        except OSError:
+            # A torn record would end every later replay at this point: cut it off, so that the records
+            # written after this failure still count.
+            os.ftruncate(self._file, self._size)
+            raise
         self._size += len(record)
+        return self._file
 
     def prune(self, loaded_seq: int) -> None:
         """Delete segments whose every record is in the store (never the segment being written)."""

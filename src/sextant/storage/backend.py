@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 import pyarrow as pa
 
 from sextant.core.events import EventBatch
+from sextant.core.metrics import PointBatch
 from sextant.query.events import EventListQuery, EventQuery
 
 
@@ -18,6 +20,21 @@ class Backend(Protocol):
     def append_events(self, batch: EventBatch, first_event_id: int, log_seq: int | None = None) -> None:
         """Store `batch` in one transaction, durable when this returns; ids run from `first_event_id`.
         With `log_seq`, the same transaction records it as the last ingest-log record stored."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group several appends into one transaction: all of them are kept, or none."""
+
+    def append_points(self, batch: PointBatch, log_seq: int | None = None) -> None:
+        """Store metric points and the series they name that are new, durable when this returns. With
+        `log_seq`, the same transaction records it as the last ingest-log record stored."""
+
+    def read_points(self, org_id: int, metric: str, start_ms: int, end_ms: int, timeout_s: float) -> pa.Table:
+        """Every point of `metric` in [start_ms, end_ms): `metric`, `tags`, `series_id`, then the point
+        columns of PointBatch, by series and time."""
+
+    def metric_names(self, org_id: int, timeout_s: float) -> pa.Table:
+        """One row per metric name: `metric`, `kind`, `unit`, `temporality`, `monotonic`,
+        `first_seen_ms`, `last_seen_ms` (of the latest point)."""
 
     def loaded_log_seq(self) -> int:
         """The last ingest-log record stored (0: none)."""
@@ -34,6 +51,9 @@ class Backend(Protocol):
 
     def delete_events_before(self, time_ms: int) -> int:
         """Drop events older than `time_ms` (retention); returns how many were dropped."""
+
+    def delete_points_before(self, time_ms: int) -> int:
+        """Drop metric points older than `time_ms` (retention); returns how many were dropped."""
 
     def query_events(self, query: EventQuery, timeout_s: float) -> pa.Table:
         """Columns `k0..kn` (group values), `bucket` (timeseries only) and `value`, one row per result."""

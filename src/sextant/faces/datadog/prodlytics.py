@@ -6,6 +6,7 @@ durable; every refusal uses the intake error body and says which field is wrong 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Literal
 
@@ -16,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from sextant.config import Limits
-from sextant.control.directory import Directory
+from sextant.control.directory import Directory, Principal
 from sextant.core.events import EventBatch
 from sextant.core.timeutil import now_ms
 from sextant.edge.body import BodyError, read_body
@@ -93,40 +94,56 @@ class ProductAnalyticsIntake:
         ]
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The intake as a bare ASGI handler: the hot path skips the framework's request objects."""
+        """The intake as a bare ASGI handler: the hot path skips the framework's request objects, and
+        keeps to one coroutine between the server and the wait for durability."""
         try:
-            response = await self.submit(Headers(scope=scope), receive)
+            headers = Headers(scope=scope)
+            caller = self._caller(headers)
+            if isinstance(caller, Response):
+                refusal: Response | None = caller
+            else:
+                limits = self._limits
+                body = await read_body(
+                    receive,
+                    headers,
+                    max_bytes=limits.intake_body_bytes,
+                    max_decoded=limits.intake_decoded_bytes,
+                )
+                durable = self._accept(body, caller.org_id)
+                if isinstance(durable, Response):
+                    refusal = durable
+                else:
+                    await durable
+                    refusal = None
         except ClientDisconnect:
             return
+        except BodyError as exc:
+            refusal = intake_error(exc.status, str(exc))
         except Exception:
             rid = request_id(scope)
             log.exception("unexpected failure serving POST %s (request id %s)", PATH, rid)
-            response = intake_error(500, f"Internal Server Error (request id {rid})")
-        if response is None:
+            refusal = intake_error(500, f"Internal Server Error (request id {rid})")
+        if refusal is None:
             await send(_ACCEPTED_START)
             await send(_ACCEPTED_BODY)
         else:
-            await response(scope, receive, send)
+            await refusal(scope, receive, send)
 
-    async def submit(self, headers: Headers, receive: Receive) -> Response | None:
-        """None once the events are durable, else the error to answer."""
+    def _caller(self, headers: Headers) -> Principal | Response:
+        """Who sends, or the refusal to answer."""
         try:
-            principal = require_api_key(headers, self._directory, "events_write")
+            return require_api_key(headers, self._directory, "events_write")
         except AuthFailure as exc:
             return intake_error(exc.status, exc.detail)
-        limits = self._limits
+
+    def _accept(self, body: bytes, org_id: int) -> Response | asyncio.Future[None]:
+        """The refusal to answer, or a future done once the events are durable."""
         try:
-            body = await read_body(
-                receive, headers, max_bytes=limits.intake_body_bytes, max_decoded=limits.intake_decoded_bytes
-            )
-        except BodyError as exc:
-            return intake_error(exc.status, str(exc))
-        try:
-            batch = self._translate(body, principal.org_id)
+            batch = self._translate(body, org_id)
         except InvalidEvent as exc:
             return intake_error(400, str(exc))
         try:
-            await self._writer.write(batch)
+            return self._writer.write(batch)
         except WriteQueueFull as exc:
             return intake_error(
                 503,
@@ -137,7 +154,6 @@ class ProductAnalyticsIntake:
             return intake_error(
                 503, "The server is shutting down; retry shortly", headers={"Retry-After": "1"}
             )
-        return None
 
     def _translate(self, body: bytes, org_id: int) -> EventBatch:
         try:

@@ -49,7 +49,58 @@ _V4 = [
     "UPDATE events SET usr_key = k.usr_key FROM user_keys AS k WHERE events.usr_id = k.usr_id",
 ]
 
-MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
+# Metrics: a series index (organization, 64-bit id of name + sorted tags) and points that refer to it,
+# in the order they arrive; one row per metric name for listings and metadata. See core/metrics.py.
+_V5 = [
+    "CREATE TYPE metric_kind AS ENUM "
+    "('gauge', 'count', 'rate', 'distribution', 'histogram', 'exponential_histogram', 'summary')",
+    "CREATE TYPE metric_temporality AS ENUM ('delta', 'cumulative')",
+    """
+CREATE TABLE metric_series (
+    org_id          INTEGER NOT NULL,
+    series_id       UBIGINT NOT NULL,
+    metric          VARCHAR NOT NULL,
+    tags            VARCHAR[] NOT NULL,
+    first_seen_ms   BIGINT NOT NULL,
+    PRIMARY KEY (org_id, series_id)
+)
+""",
+    """
+CREATE TABLE metric_points (
+    org_id          INTEGER NOT NULL,
+    series_id       UBIGINT NOT NULL,
+    time_ms         BIGINT NOT NULL,
+    kind            metric_kind NOT NULL,
+    value           DOUBLE,
+    count           BIGINT,
+    min             DOUBLE,
+    max             DOUBLE,
+    bounds          DOUBLE[],
+    bucket_counts   BIGINT[],
+    samples         DOUBLE[],
+    interval_ms     BIGINT,
+    start_time_ms   BIGINT,
+    temporality     metric_temporality,
+    monotonic       BOOLEAN,
+    unit            VARCHAR
+)
+""",
+    """
+CREATE TABLE metric_names (
+    org_id          INTEGER NOT NULL,
+    metric          VARCHAR NOT NULL,
+    kind            metric_kind NOT NULL,
+    unit            VARCHAR,
+    temporality     metric_temporality,
+    monotonic       BOOLEAN,
+    first_seen_ms   BIGINT NOT NULL,
+    last_seen_ms    BIGINT NOT NULL,
+    PRIMARY KEY (org_id, metric)
+)
+""",
+]
+
+MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:

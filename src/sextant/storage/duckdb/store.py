@@ -15,11 +15,14 @@ import numpy as np
 import pyarrow as pa
 
 from sextant.core.events import EventBatch
+from sextant.core.metrics import PointBatch
+from sextant.core.timeutil import now_ms
 from sextant.query.events import EventListQuery, EventQuery
 from sextant.storage.backend import QueryTimeout
 from sextant.storage.duckdb.attribute_columns import AttributeColumns
 from sextant.storage.duckdb.event_sql import Compiled, compile_event_list, compile_event_query
 from sextant.storage.duckdb.fields import Schema
+from sextant.storage.duckdb.metric_tables import MetricTables, read_names, read_points
 from sextant.storage.duckdb.schema import migrate
 from sextant.storage.watchdog import Watchdog
 
@@ -87,6 +90,7 @@ class DuckDBStore:
             self._con.execute("SELECT usr_id, usr_key FROM user_keys").fetchall()
         )
         self._new_user_keys: dict[str, int] = {}
+        self._metrics = MetricTables(self._con)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -98,6 +102,7 @@ class DuckDBStore:
         except BaseException:
             self._con.execute("ROLLBACK").fetchall()
             self._new_user_keys.clear()
+            self._metrics.rolled_back()
             raise
         finally:
             self._in_transaction = False
@@ -105,6 +110,7 @@ class DuckDBStore:
             self._store_new_user_keys()
         self._con.execute("COMMIT").fetchall()
         self._keep_new_user_keys()
+        self._metrics.committed()
 
     def _store_new_user_keys(self) -> None:
         new = pa.table(
@@ -231,6 +237,34 @@ class DuckDBStore:
         finally:
             con.unregister("incoming_events")
 
+    def append_points(self, batch: PointBatch, log_seq: int | None = None) -> None:
+        """Store metric points and their new series; with `log_seq`, record it as loaded in the same
+        transaction."""
+        con = self._con
+        own_transaction = not self._in_transaction
+        if own_transaction:
+            con.execute("BEGIN TRANSACTION").fetchall()
+        try:
+            self._metrics.append(batch, now_ms())
+            if log_seq is not None:
+                con.execute("UPDATE ingest_state SET loaded_log_seq = ?", [log_seq]).fetchall()
+            if own_transaction:
+                con.execute("COMMIT").fetchall()
+                self._metrics.committed()
+        except BaseException:
+            if own_transaction:
+                con.execute("ROLLBACK").fetchall()
+                self._metrics.rolled_back()
+            raise
+
+    def read_points(self, org_id: int, metric: str, start_ms: int, end_ms: int, timeout_s: float) -> pa.Table:
+        with self._snapshot(timeout_s) as (cursor, _):
+            return read_points(cursor, org_id, metric, start_ms, end_ms)
+
+    def metric_names(self, org_id: int, timeout_s: float) -> pa.Table:
+        with self._snapshot(timeout_s) as (cursor, _):
+            return read_names(cursor, org_id)
+
     def _scalar(self, sql: str, params: list[object] | dict[str, str] | None = None) -> int:
         # DuckDB refuses further work on a connection whose last result was not read to the end.
         rows = self._con.execute(sql, params).fetchall()
@@ -266,6 +300,9 @@ class DuckDBStore:
 
     def delete_events_before(self, time_ms: int) -> int:
         return self._scalar("DELETE FROM events WHERE time_ms < ?", [time_ms])
+
+    def delete_points_before(self, time_ms: int) -> int:
+        return self._metrics.delete_before(time_ms)
 
     def close(self) -> None:
         self._con.execute("CHECKPOINT").fetchall()

@@ -1,0 +1,218 @@
+/* fdatasync on a native thread, with completion reported through a pipe.
+ *
+ * The write path syncs the ingest log once per group of requests. From a Python thread, every sync costs
+ * that thread the interpreter lock three times (to take the group, after the syscall, to wake the event
+ * loop), and each time it must wait for the busy event-loop thread to give the lock up. A native thread
+ * needs no lock: the loop writes the record, asks for a sync here, and learns of its completion from a
+ * pipe it watches like any socket.
+ *
+ * One sync is outstanding at a time (the writer hands over a group only when the previous one is done),
+ * so a completion record never waits for room in the pipe.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <unistd.h>
+
+/* What the thread writes to the pipe after each sync: the caller's sequence number and errno (0 on
+ * success). 16 bytes, far below PIPE_BUF, so each record arrives whole. */
+typedef struct {
+    int64_t seq;
+    int64_t error;
+} Completion;
+
+typedef struct {
+    PyObject_HEAD
+    pthread_t thread;
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    int started;
+    int stopping;
+    int pending;
+    int fd;
+    int64_t seq;
+    int notify_fd;
+} Syncer;
+
+static void *
+sync_loop(void *arg)
+{
+    Syncer *self = (Syncer *)arg;
+    for (;;) {
+        pthread_mutex_lock(&self->mutex);
+        while (!self->pending && !self->stopping) {
+            pthread_cond_wait(&self->wake, &self->mutex);
+        }
+        if (!self->pending) {
+            pthread_mutex_unlock(&self->mutex);
+            return NULL;
+        }
+        int fd = self->fd;
+        Completion done = {self->seq, 0};
+        pthread_mutex_unlock(&self->mutex);
+
+        if (fdatasync(fd) != 0) {
+            done.error = errno;
+        }
+        pthread_mutex_lock(&self->mutex);
+        self->pending = 0;
+        pthread_mutex_unlock(&self->mutex);
+
+        const char *p = (const char *)&done;
+        size_t left = sizeof(done);
+        while (left > 0) {
+            ssize_t n = write(self->notify_fd, p, left);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                /* The reading end is gone: the writer is shutting down and waits for nothing. */
+                break;
+            }
+            p += n;
+            left -= (size_t)n;
+        }
+    }
+}
+
+static int
+Syncer_init(Syncer *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"notify_fd", NULL};
+    int notify_fd;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i", kwlist, &notify_fd)) {
+        return -1;
+    }
+    if (self->started) {
+        PyErr_SetString(PyExc_RuntimeError, "Syncer is already initialized");
+        return -1;
+    }
+    self->notify_fd = notify_fd;
+    self->stopping = 0;
+    self->pending = 0;
+    pthread_mutex_init(&self->mutex, NULL);
+    pthread_cond_init(&self->wake, NULL);
+    int rc = pthread_create(&self->thread, NULL, sync_loop, self);
+    if (rc != 0) {
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    self->started = 1;
+    return 0;
+}
+
+static PyObject *
+Syncer_sync(Syncer *self, PyObject *args)
+{
+    int fd;
+    long long seq;
+    if (!PyArg_ParseTuple(args, "iL", &fd, &seq)) {
+        return NULL;
+    }
+    if (!self->started) {
+        PyErr_SetString(PyExc_RuntimeError, "Syncer is not running");
+        return NULL;
+    }
+    pthread_mutex_lock(&self->mutex);
+    if (self->stopping || self->pending) {
+        int stopping = self->stopping;
+        pthread_mutex_unlock(&self->mutex);
+        PyErr_SetString(PyExc_RuntimeError,
+                        stopping ? "Syncer is closed" : "a sync is already outstanding");
+        return NULL;
+    }
+    self->fd = fd;
+    self->seq = (int64_t)seq;
+    self->pending = 1;
+    pthread_cond_signal(&self->wake);
+    pthread_mutex_unlock(&self->mutex);
+    Py_RETURN_NONE;
+}
+
+static void
+stop_thread(Syncer *self)
+{
+    if (!self->started) {
+        return;
+    }
+    pthread_mutex_lock(&self->mutex);
+    self->stopping = 1;
+    pthread_cond_signal(&self->wake);
+    pthread_mutex_unlock(&self->mutex);
+    /* An outstanding sync finishes first; it may take a while on a slow disk. */
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(self->thread, NULL);
+    Py_END_ALLOW_THREADS
+    self->started = 0;
+    pthread_mutex_destroy(&self->mutex);
+    pthread_cond_destroy(&self->wake);
+}
+
+static PyObject *
+Syncer_close(Syncer *self, PyObject *Py_UNUSED(ignored))
+{
+    stop_thread(self);
+    Py_RETURN_NONE;
+}
+
+static void
+Syncer_dealloc(Syncer *self)
+{
+    stop_thread(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Syncer_methods[] = {
+    {"sync", (PyCFunction)Syncer_sync, METH_VARARGS,
+     "sync(fd, seq): fdatasync fd on the syncer's thread, then write (seq, errno) to notify_fd."},
+    {"close", (PyCFunction)Syncer_close, METH_NOARGS,
+     "Stop the thread after any outstanding sync (whose completion is still written)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SyncerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sextant.ingest._syncer.Syncer",
+    .tp_basicsize = sizeof(Syncer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A native thread that fdatasyncs on request and reports each completion to a pipe.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Syncer_init,
+    .tp_dealloc = (destructor)Syncer_dealloc,
+    .tp_methods = Syncer_methods,
+};
+
+static struct PyModuleDef syncer_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "sextant.ingest._syncer",
+    .m_doc = "fdatasync on a native thread, with completions reported through a pipe.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__syncer(void)
+{
+    if (PyType_Ready(&SyncerType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&syncer_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&SyncerType);
+    if (PyModule_AddObject(module, "Syncer", (PyObject *)&SyncerType) < 0) {
+        Py_DECREF(&SyncerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "COMPLETION_SIZE", (long)sizeof(Completion)) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,145 @@
+"""Metric series, points and names in DuckDB: appended from Arrow, read back as Arrow."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from sextant.core.metrics import PointBatch
+
+_POINT_SCHEMA = pa.schema(
+    [
+        ("org_id", pa.int32()),
+        ("series_id", pa.uint64()),
+        ("time_ms", pa.int64()),
+        ("kind", pa.string()),
+        ("value", pa.float64()),
+        ("count", pa.int64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        ("bounds", pa.list_(pa.float64())),
+        ("bucket_counts", pa.list_(pa.int64())),
+        ("samples", pa.list_(pa.float64())),
+        ("interval_ms", pa.int64()),
+        ("start_time_ms", pa.int64()),
+        ("temporality", pa.string()),
+        ("monotonic", pa.bool_()),
+        ("unit", pa.string()),
+    ]
+)
+
+_SERIES_SCHEMA = pa.schema(
+    [
+        ("org_id", pa.int32()),
+        ("series_id", pa.uint64()),
+        ("metric", pa.string()),
+        ("tags", pa.list_(pa.string())),
+    ]
+)
+
+# The latest kind, unit and sum semantics of each metric name in the batch, merged into metric_names.
+_UPSERT_NAMES = """
+INSERT INTO metric_names
+SELECT p.org_id, s.metric,
+       arg_max(p.kind, p.time_ms)::metric_kind, arg_max(p.unit, p.time_ms),
+       arg_max(p.temporality, p.time_ms)::metric_temporality, arg_max(p.monotonic, p.time_ms),
+       min(p.time_ms), max(p.time_ms)
+FROM incoming_points AS p JOIN incoming_series AS s USING (org_id, series_id)
+GROUP BY p.org_id, s.metric
+ON CONFLICT (org_id, metric) DO UPDATE SET
+    kind = CASE WHEN excluded.last_seen_ms >= metric_names.last_seen_ms
+                THEN excluded.kind ELSE metric_names.kind END,
+    unit = CASE WHEN excluded.last_seen_ms >= metric_names.last_seen_ms
+                THEN coalesce(excluded.unit, metric_names.unit)
+                ELSE coalesce(metric_names.unit, excluded.unit) END,
+    temporality = coalesce(excluded.temporality, metric_names.temporality),
+    monotonic = coalesce(excluded.monotonic, metric_names.monotonic),
+    first_seen_ms = least(excluded.first_seen_ms, metric_names.first_seen_ms),
+    last_seen_ms = greatest(excluded.last_seen_ms, metric_names.last_seen_ms)
+"""
+
+
+class MetricTables:
+    """The metric half of the DuckDB store. Appends run on the loader thread, inside its transaction."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        # Every stored series, so that a batch inserts only series never seen (no index probe per point).
+        self._known: set[tuple[int, int]] = set(
+            (int(org), int(sid))
+            for org, sid in con.execute("SELECT org_id, series_id FROM metric_series").fetchall()
+        )
+        self._pending: set[tuple[int, int]] = set()
+
+    def append(self, batch: PointBatch, now_ms: int) -> None:
+        """Insert the batch's points and new series, and update metric_names (caller's transaction)."""
+        con = self._con
+        columns = batch.columns()
+        points = pa.Table.from_arrays(
+            [pa.array(columns[f.name], f.type) for f in _POINT_SCHEMA], schema=_POINT_SCHEMA
+        )
+        keys = list(batch.series)
+        series = pa.Table.from_arrays(
+            [
+                pa.array([org for org, _ in keys], pa.int32()),
+                pa.array([sid for _, sid in keys], pa.uint64()),
+                pa.array([batch.series[k][0] for k in keys], pa.string()),
+                pa.array([list(batch.series[k][1]) for k in keys], pa.list_(pa.string())),
+            ],
+            schema=_SERIES_SCHEMA,
+        )
+        con.register("incoming_points", points)
+        con.register("incoming_series", series)
+        try:
+            con.execute(
+                "INSERT INTO metric_points BY NAME SELECT * REPLACE "
+                "(kind::metric_kind AS kind, temporality::metric_temporality AS temporality) "
+                "FROM incoming_points"
+            ).fetchall()
+            new = [k for k in keys if k not in self._known]
+            if new:
+                con.execute(
+                    "INSERT INTO metric_series SELECT s.org_id, s.series_id, s.metric, s.tags, ? "
+                    "FROM incoming_series AS s "
+                    "ANTI JOIN metric_series AS m ON m.org_id = s.org_id AND m.series_id = s.series_id",
+                    [now_ms],
+                ).fetchall()
+                self._pending.update(new)
+            con.execute(_UPSERT_NAMES).fetchall()
+        finally:
+            con.unregister("incoming_points")
+            con.unregister("incoming_series")
+
+    def committed(self) -> None:
+        self._known |= self._pending
+        self._pending.clear()
+
+    def rolled_back(self) -> None:
+        self._pending.clear()
+
+    def delete_before(self, time_ms: int) -> int:
+        rows = self._con.execute("DELETE FROM metric_points WHERE time_ms < ?", [time_ms]).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+
+def read_points(
+    cursor: duckdb.DuckDBPyConnection, org_id: int, metric: str, start_ms: int, end_ms: int
+) -> pa.Table:
+    """Every point of the organization's `metric` in [start_ms, end_ms), with its series' tags, ordered by
+    series then time."""
+    return cursor.execute(
+        "SELECT s.metric, s.tags, p.* EXCLUDE (org_id) FROM metric_points AS p "
+        "JOIN metric_series AS s ON s.org_id = p.org_id AND s.series_id = p.series_id "
+        "WHERE p.org_id = ? AND s.metric = ? AND p.time_ms >= ? AND p.time_ms < ? "
+        "ORDER BY p.series_id, p.time_ms",
+        [org_id, metric, start_ms, end_ms],
+    ).to_arrow_table()
+
+
+def read_names(cursor: duckdb.DuckDBPyConnection, org_id: int) -> pa.Table:
+    """The organization's metric names with their latest kind, unit and sum semantics, by name."""
+    return cursor.execute(
+        "SELECT metric, kind, unit, temporality, monotonic, first_seen_ms, last_seen_ms "
+        "FROM metric_names WHERE org_id = ? ORDER BY metric",
+        [org_id],
+    ).to_arrow_table()
