@@ -20,6 +20,23 @@ class Limits:
     write_queue_events: int = 200_000
     # Events in one commit: large enough to amortize the fsync, small enough to bound commit latency.
     commit_events: int = 50_000
+    # Datadog documents these for POST /api/v2/series (500 KB compressed, 5 MB decompressed) and
+    # POST /api/v1/series (3.2 MB compressed, 62 MiB decompressed).
+    series_v2_body_bytes: int = 512_000
+    series_v2_decoded_bytes: int = 5_242_880
+    series_v1_body_bytes: int = 3_200_000
+    series_v1_decoded_bytes: int = 62_914_560
+    # Datadog logs: 5 MB per request (uncompressed), 1 MB per log, 1000 logs per request.
+    logs_body_bytes: int = 5 * MIB
+    logs_decoded_bytes: int = 5 * MIB
+    log_entry_bytes: int = 1 * MIB
+    logs_per_request: int = 1000
+    # OTLP/HTTP names no limit; these keep one export's decoded objects well within memory.
+    otlp_body_bytes: int = 8 * MIB
+    otlp_decoded_bytes: int = 32 * MIB
+    # Dynatrace metrics ingest v2.
+    dynatrace_body_bytes: int = 1 * MIB
+    dynatrace_decoded_bytes: int = 1 * MIB
 
 
 @dataclass(frozen=True)

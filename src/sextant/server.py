@@ -27,7 +27,12 @@ from sextant.edge.fast import FastPaths
 from sextant.edge.openapi import openapi_document
 from sextant.edge.requests import RequestContext
 from sextant.faces.datadog.analytics import ProductAnalyticsQueries
+from sextant.faces.datadog.logs_intake import DatadogLogsIntake
+from sextant.faces.datadog.metrics_intake import DatadogMetricsIntake
 from sextant.faces.datadog.prodlytics import ProductAnalyticsIntake
+from sextant.faces.dynatrace.metrics_ingest import DynatraceMetricsIngest
+from sextant.faces.otlp.metrics_intake import OtlpMetricsIntake
+from sextant.faces.sextant.metric_points import MetricPointsApi
 from sextant.faces.sextant.segments import SegmentsApi
 from sextant.ingest.log import IngestLog
 from sextant.ingest.writer import GroupCommitWriter
@@ -114,6 +119,10 @@ def build_app(runtime: Runtime) -> ASGIApp:
     )
     endpoints.extend(ProductAnalyticsQueries(runtime.directory, runtime.store).endpoints())
     endpoints.extend(SegmentsApi(runtime.directory).endpoints())
+    intake_parts = (runtime.directory, runtime.writer, runtime.store, runtime.settings.limits)
+    for intake in (DatadogMetricsIntake, DatadogLogsIntake, OtlpMetricsIntake, DynatraceMetricsIngest):
+        endpoints.extend(intake(*intake_parts).endpoints())
+    endpoints.extend(MetricPointsApi(runtime.directory, runtime.store).endpoints())
     endpoints.extend(_system_endpoints(runtime, endpoints))
 
     @contextlib.asynccontextmanager

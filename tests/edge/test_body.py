@@ -175,3 +175,36 @@ def test_a_bomb_hidden_in_a_later_gzip_member_is_refused_too() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 20 * MIB
+
+
+def test_zstd_where_allowed_in_one_or_several_frames() -> None:
+    import zstandard
+
+    one = zstandard.ZstdCompressor().compress(PAYLOAD)
+    assert decode_content(one, "zstd", len(PAYLOAD), allow_zstd=True) == PAYLOAD
+    two = one + zstandard.ZstdCompressor().compress(b"tail")
+    assert decode_content(two, "zstd", len(PAYLOAD) + 4, allow_zstd=True) == PAYLOAD + b"tail"
+    with pytest.raises(UnsupportedEncoding) as caught:
+        decode_content(one, "zstd", len(PAYLOAD))
+    assert "gzip, deflate or identity" in str(caught.value)
+
+
+def test_zstd_bomb_stops_at_the_limit_without_inflating_it() -> None:
+    import zstandard
+
+    bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (256 * MIB))
+    assert len(bomb) < 64 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyTooLarge):
+            decode_content(bomb, "zstd", 5 * MIB, allow_zstd=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * MIB
+
+
+def test_zstd_that_is_not_zstd_is_a_bad_request() -> None:
+    with pytest.raises(BodyError) as caught:
+        decode_content(b"not zstd at all", "zstd", MIB, allow_zstd=True)
+    assert caught.value.status == 400 and "zstd" in str(caught.value)

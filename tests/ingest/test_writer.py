@@ -78,3 +78,51 @@ def test_ids_continue_after_restart(tmp_path: Path) -> None:
     asyncio.run(write_once())
     asyncio.run(write_once())
     assert [r["event_id"] for r in stored_events(tmp_path)] == [1, 2, 3, 4]
+
+
+def test_points_and_events_written_together_land_with_their_ids(tmp_path: Path) -> None:
+    from tests.storage.test_metric_tables import gauge_batch
+
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    now = now_ms()
+
+    async def scenario() -> None:
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=100_000, max_commit_events=50_000
+        )
+        writer.start()
+        writes = []
+        for i in range(50):
+            writes.append(writer.write(batch_of([now] * 2)))
+            writes.append(writer.write(gauge_batch(1, "m", [f"i:{i % 5}"], [(now - i, float(i))])))
+        await asyncio.gather(*writes)
+        await writer.stop()
+
+    asyncio.run(scenario())
+    points = store.read_points(1, "m", 0, now + 1, 5.0).to_pylist()
+    assert sorted(p["value"] for p in points) == [float(i) for i in range(50)]
+    assert {tuple(p["tags"]) for p in points} == {(f"i:{i}",) for i in range(5)}
+    store.close()
+    # Points take no event ids: the 100 events are numbered 1..100 as if alone.
+    assert [r["event_id"] for r in stored_events(tmp_path)] == list(range(1, 101))
+
+
+def test_logged_points_are_recovered_once(tmp_path: Path) -> None:
+    from sextant.ingest.log import LoggedBatch, encode_batch
+    from sextant.ingest.writer import recover
+    from tests.storage.test_metric_tables import gauge_batch
+
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    log = IngestLog(tmp_path / "log")
+    log.start(recover(store, log))
+    now = now_ms()
+    log.append(1, encode_batch(LoggedBatch(points=gauge_batch(1, "m", ["a:1"], [(now, 1.0)])), 1))
+    log.append(
+        2, encode_batch(LoggedBatch(batch_of([now]), gauge_batch(1, "m", ["a:1"], [(now + 1, 2.0)])), 1)
+    )
+    log.close()  # "crash" before loading
+    for _ in range(3):
+        assert recover(store, IngestLog(tmp_path / "log")) == 3
+    assert [p["value"] for p in store.read_points(1, "m", 0, now + 2, 5.0).to_pylist()] == [1.0, 2.0]
+    store.close()
+    assert len(stored_events(tmp_path)) == 1

@@ -1,0 +1,1 @@
+"""Dynatrace APIs."""
