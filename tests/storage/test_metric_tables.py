@@ -135,3 +135,25 @@ def test_log_records_carry_points_and_events_together() -> None:
     assert decoded.points.value == [4.0] and decoded.points.series == logged.points.series  # type: ignore[union-attr]
     only_points, _ = decode_batch(encode_batch(LoggedBatch(points=gauge_batch(3, "m", [], [(now, 1.0)])), 1))
     assert only_points.events is None and len(only_points) == 1
+
+
+def test_plain_values_in_columns_equal_points_added_one_by_one() -> None:
+    by_point, by_column = PointBatch(), PointBatch()
+    for batch in (by_point, by_column):
+        sid = batch.add_series(1, "m", ("a:1",))
+    for t, v in [(1, 1.0), (2, 2.5)]:
+        by_point.add(
+            org_id=1, series_id=sid, time_ms=t, kind=MetricKind.RATE, value=v, interval_ms=10, unit="s"
+        )
+    by_column.add_values(
+        org_id=1,
+        series_id=sid,
+        kind=MetricKind.RATE,
+        times_ms=[1, 2],
+        values=[1.0, 2.5],
+        interval_ms=10,
+        unit="s",
+    )
+    assert by_column.columns() == by_point.columns() and by_column.series == by_point.series
+    with pytest.raises(ValueError):
+        by_column.add_values(org_id=1, series_id=sid, kind=MetricKind.GAUGE, times_ms=[1], values=[])

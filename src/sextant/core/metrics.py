@@ -181,6 +181,38 @@ class PointBatch:
         self.monotonic.append(monotonic)
         self.unit.append(unit or None)
 
+    def add_values(
+        self,
+        *,
+        org_id: int,
+        series_id: int,
+        kind: MetricKind,
+        times_ms: list[int],
+        values: list[float],
+        interval_ms: int | None = None,
+        temporality: Temporality | None = None,
+        monotonic: bool | None = None,
+        unit: str | None = None,
+    ) -> None:
+        """Plain points (a value each, nothing else) of one series, column by column: what most senders
+        send, and several times cheaper than `add` per point."""
+        n = len(times_ms)
+        if len(values) != n:
+            raise ValueError("times_ms and values differ in length")
+        none: list[None] = [None] * n
+        self.org_id.extend([org_id] * n)
+        self.series_id.extend([series_id] * n)
+        self.time_ms.extend(times_ms)
+        self.kind.extend([kind.value] * n)
+        self.value.extend(values)
+        for column in (self.count, self.min, self.max, self.bounds, self.bucket_counts, self.samples):
+            column.extend(none)
+        self.interval_ms.extend([interval_ms] * n)
+        self.start_time_ms.extend(none)
+        self.temporality.extend([None if temporality is None else temporality.value] * n)
+        self.monotonic.extend([monotonic] * n)
+        self.unit.extend([unit or None] * n)
+
     def extend(self, other: PointBatch) -> None:
         for column in self.__slots__:
             if column == "series":
