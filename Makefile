@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench bench-query clean
+.PHONY: install run test lint typecheck unit bench bench-metrics bench-query clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ test: lint typecheck unit
 
 bench: install
 	$(BIN)/python bench/ingest.py
+
+# Starts VictoriaMetrics (Debian package victoria-metrics, installed if missing) beside Sextant.
+bench-metrics: install
+	$(BIN)/python bench/metrics_ingest.py
 
 # 10M events: the first run generates and imports them (a few minutes) into bench/.work/.
 bench-query: install

@@ -72,25 +72,30 @@ class Run:
 
 def ensure_wrk() -> str:
     """The path of wrk, installing the Debian package first if it is missing."""
-    found = shutil.which("wrk")
+    return ensure_command("wrk", "wrk")
+
+
+def ensure_command(command: str, package: str) -> str:
+    """The path of `command`, installing Debian's `package` first if it is missing."""
+    found = shutil.which(command)
     if found:
         return found
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise BenchError(
-            "wrk is not installed and this script can only install it as root with apt-get; "
-            "install it yourself (Debian/Ubuntu: `sudo apt-get install wrk`) and rerun"
+            f"{command} is not installed and this script can only install it as root with apt-get; "
+            f"install it yourself (Debian/Ubuntu: `sudo apt-get install {package}`) and rerun"
         )
-    print("wrk is missing: installing it with apt-get", flush=True)
+    print(f"{command} is missing: installing {package} with apt-get", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "wrk"]):
-        result = subprocess.run(command, capture_output=True, text=True, env=env)
+    for step in (["apt-get", "update"], ["apt-get", "install", "-y", package]):
+        result = subprocess.run(step, capture_output=True, text=True, env=env)
         if result.returncode != 0:
             raise BenchError(
-                f"`{' '.join(command)}` failed, so wrk cannot be installed:\n{result.stderr[-2000:]}"
+                f"`{' '.join(step)}` failed, so {package} cannot be installed:\n{result.stderr[-2000:]}"
             )
-    found = shutil.which("wrk")
+    found = shutil.which(command)
     if not found:
-        raise BenchError("apt-get installed wrk but it is not on PATH")
+        raise BenchError(f"apt-get installed {package} but {command} is not on PATH")
     return found
 
 
@@ -245,7 +250,7 @@ def running(name: str, command: Sequence[str], log_dir: Path) -> Iterator[Server
         url = _wait_ready(proc, stdout_path, stderr_path, deadline=time.monotonic() + 60)
         yield Server(name, url, proc.pid)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], stdout_path: Path, stderr_path: Path, deadline: float) -> str:
@@ -266,7 +271,22 @@ def _wait_ready(proc: subprocess.Popen[bytes], stdout_path: Path, stderr_path: P
     raise BenchError(f"{proc.args!r} did not become ready within 60 s:\n{stderr_path.read_text()[-2000:]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, log_path: Path, timeout_s: float = 60) -> None:
+    """Wait until `url` answers 200, failing early if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{proc.args!r} exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.05)
+    raise BenchError(
+        f"{proc.args!r} did not answer {url} within {timeout_s:g} s:\n{log_path.read_text()[-2000:]}"
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
