@@ -10,6 +10,8 @@ import pyarrow as pa
 from sextant.core.events import EventBatch
 from sextant.core.metrics import PointBatch
 from sextant.query.events import EventListQuery, EventQuery
+from sextant.query.metrics import SeriesQuery
+from sextant.series.frame import SeriesFrame
 
 
 class QueryTimeout(Exception):
@@ -31,6 +33,10 @@ class Backend(Protocol):
     def read_points(self, org_id: int, metric: str, start_ms: int, end_ms: int, timeout_s: float) -> pa.Table:
         """Every point of `metric` in [start_ms, end_ms): `metric`, `tags`, `series_id`, then the point
         columns of PointBatch, by series and time."""
+
+    def query_series(self, query: SeriesQuery, timeout_s: float) -> SeriesFrame:
+        """The selected series, each rolled up into the query's epoch-aligned buckets (NaN where empty),
+        labelled with its group-by values, with the metric's latest kind and unit."""
 
     def metric_names(self, org_id: int, timeout_s: float) -> pa.Table:
         """One row per metric name: `metric`, `kind`, `unit`, `temporality`, `monotonic`,

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from sextant.core.metrics import PointBatch
+from sextant.query.metrics import SeriesQuery
+from sextant.series.buckets import bucket_times
+from sextant.series.frame import SeriesFrame
+from sextant.storage.duckdb.metric_sql import compile_series_query
 
 _POINT_SCHEMA = pa.schema(
     [
@@ -134,6 +139,34 @@ def read_points(
         "ORDER BY p.series_id, p.time_ms",
         [org_id, metric, start_ms, end_ms],
     ).to_arrow_table()
+
+
+def read_series(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> SeriesFrame:
+    """The selected series rolled up into the query's buckets (every bucket overlapping its range)."""
+    compiled = compile_series_query(query)
+    series = cursor.execute(compiled.series_sql, compiled.series_params).fetchall()
+    times = bucket_times(query.start_ms, query.end_ms, query.step_ms)
+    ids = np.array([row[0] for row in series], dtype=np.uint64)
+    points: pa.Table = cursor.execute(compiled.points_sql, compiled.points_params).to_arrow_table()
+    values = np.full((len(series), len(times)), np.nan)
+    if points.num_rows:
+        rows = np.searchsorted(ids, points.column("series_id").to_numpy())
+        columns = (points.column("bucket").to_numpy() - times[0]) // query.step_ms
+        values[rows, columns] = points.column("v").to_numpy(zero_copy_only=False)
+    meta = cursor.execute(
+        "SELECT kind, unit FROM metric_names WHERE org_id = ? AND metric = ?", [query.org_id, query.metric]
+    ).fetchall()
+    kind, unit = (str(meta[0][0]), meta[0][1]) if meta else (None, None)
+    return SeriesFrame(
+        times=times,
+        values=values,
+        group_by=query.group_by,
+        labels=[tuple(row[2:]) for row in series],
+        step_ms=query.step_ms,
+        tags=[tuple(row[1]) for row in series],
+        kind=kind,
+        unit=unit,
+    )
 
 
 def read_names(cursor: duckdb.DuckDBPyConnection, org_id: int) -> pa.Table:

@@ -18,11 +18,13 @@ from sextant.core.events import EventBatch
 from sextant.core.metrics import PointBatch
 from sextant.core.timeutil import now_ms
 from sextant.query.events import EventListQuery, EventQuery
+from sextant.query.metrics import SeriesQuery
+from sextant.series.frame import SeriesFrame
 from sextant.storage.backend import QueryTimeout
 from sextant.storage.duckdb.attribute_columns import AttributeColumns
 from sextant.storage.duckdb.event_sql import Compiled, compile_event_list, compile_event_query
 from sextant.storage.duckdb.fields import Schema
-from sextant.storage.duckdb.metric_tables import MetricTables, read_names, read_points
+from sextant.storage.duckdb.metric_tables import MetricTables, read_names, read_points, read_series
 from sextant.storage.duckdb.schema import migrate
 from sextant.storage.watchdog import Watchdog
 
@@ -260,6 +262,10 @@ class DuckDBStore:
     def read_points(self, org_id: int, metric: str, start_ms: int, end_ms: int, timeout_s: float) -> pa.Table:
         with self._snapshot(timeout_s) as (cursor, _):
             return read_points(cursor, org_id, metric, start_ms, end_ms)
+
+    def query_series(self, query: SeriesQuery, timeout_s: float) -> SeriesFrame:
+        with self._snapshot(timeout_s) as (cursor, _):
+            return read_series(cursor, query)
 
     def metric_names(self, org_id: int, timeout_s: float) -> pa.Table:
         with self._snapshot(timeout_s) as (cursor, _):

@@ -1,0 +1,51 @@
+"""Aligned series: the series engine's one data structure.
+
+A `SeriesFrame` holds n series over the same m epoch-aligned buckets: `values[i, j]` is series i at bucket
+`times[j]`, NaN where it has no value (JSON null at the faces). Each series carries its labels (the values
+of the group-by keys, None where a series lacks the key) and, for raw series from storage, its tags.
+Computations return new frames; nothing mutates one in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+Labels = tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
+class SeriesFrame:
+    times: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    group_by: tuple[str, ...]
+    labels: list[Labels]
+    step_ms: int
+    # The stored series behind each row (empty once rows are aggregated across series).
+    tags: list[tuple[str, ...]] = field(default_factory=list)
+    kind: str | None = None
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.values.shape != (len(self.labels), len(self.times)):
+            raise ValueError(
+                f"values are {self.values.shape}, labels x times are {len(self.labels)} x {len(self.times)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def with_values(self, values: npt.NDArray[np.float64]) -> SeriesFrame:
+        """The same series and buckets with other values."""
+        return dataclasses.replace(self, values=values)
+
+    def group_tags(self, row: int) -> list[str]:
+        """Datadog-style `key:value` labels of a row (keys whose value is missing are left out)."""
+        return [f"{k}:{v}" for k, v in zip(self.group_by, self.labels[row], strict=True) if v is not None]
+
+
+def empty_frame(times: npt.NDArray[np.int64], step_ms: int, group_by: tuple[str, ...] = ()) -> SeriesFrame:
+    return SeriesFrame(times, np.empty((0, len(times))), group_by, [], step_ms)
