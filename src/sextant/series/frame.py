@@ -28,6 +28,9 @@ class SeriesFrame:
     tags: list[tuple[str, ...]] = field(default_factory=list)
     kind: str | None = None
     unit: str | None = None
+    # An expected range per value (anomalies, forecast): same shape as `values`, NaN where there is none.
+    lower: npt.NDArray[np.float64] | None = None
+    upper: npt.NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         if self.values.shape != (len(self.labels), len(self.times)):
@@ -39,8 +42,8 @@ class SeriesFrame:
         return len(self.labels)
 
     def with_values(self, values: npt.NDArray[np.float64]) -> SeriesFrame:
-        """The same series and buckets with other values."""
-        return dataclasses.replace(self, values=values)
+        """The same series and buckets with other values (and no expected range)."""
+        return dataclasses.replace(self, values=values, lower=None, upper=None)
 
     def group_tags(self, row: int) -> list[str]:
         """Datadog-style `key:value` labels of a row (keys whose value is missing are left out)."""
