@@ -28,7 +28,15 @@ class KeyKind(StrEnum):
 # Every scope a key of each kind can hold; `keys create` without --scope grants all of them.
 SCOPES: dict[KeyKind, tuple[str, ...]] = {
     KeyKind.DD_API_KEY: ("events_write", "logs_write", "metrics_write"),
-    KeyKind.DD_APP_KEY: ("rum_apps_read", "timeseries_query", "metrics_read", "logs_read_data"),
+    KeyKind.DD_APP_KEY: (
+        "rum_apps_read",
+        "timeseries_query",
+        "metrics_read",
+        "logs_read_data",
+        "dashboards_read",
+        "dashboards_write",
+        "metrics_metadata_write",
+    ),
     KeyKind.DYNATRACE_TOKEN: ("metrics.ingest", "metrics.read", "DataExport"),
     KeyKind.POSTHOG_PERSONAL_KEY: ("query:read", "project:read"),
     KeyKind.POSTHOG_PROJECT_TOKEN: ("ingest",),

@@ -67,3 +67,38 @@ segment_members = sa.Table(
     ),
     sa.Column("user_id", sa.String(1024), primary_key=True),
 )
+
+# What PUT /api/v1/metrics/{metric_name} set; a null column means "as ingestion knows it".
+metric_metadata = sa.Table(
+    "metric_metadata",
+    metadata,
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), primary_key=True),
+    sa.Column("metric", sa.String(200), primary_key=True),
+    sa.Column("description", sa.String(4000), nullable=True),
+    sa.Column("short_name", sa.String(200), nullable=True),
+    sa.Column("type", sa.String(40), nullable=True),
+    sa.Column("unit", sa.String(100), nullable=True),
+    sa.Column("per_unit", sa.String(100), nullable=True),
+    sa.Column("statsd_interval", sa.Integer, nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# Datadog dashboards (/api/v1/dashboard): the definition as sent, minus the fields the server owns; the
+# other columns are what a listing shows. A deleted dashboard keeps its row until it is restored.
+dashboards = sa.Table(
+    "dashboards",
+    metadata,
+    # Datadog's public id shape, `abc-def-ghi`; unique across organizations since URLs carry it.
+    sa.Column("id", sa.String(11), primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False, index=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("layout_type", sa.String(16), nullable=False),
+    sa.Column("is_read_only", sa.Boolean, nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("author_handle", sa.String(200), nullable=False),
+    sa.Column("author_name", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("modified_at", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
+)

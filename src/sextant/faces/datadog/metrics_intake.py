@@ -1,12 +1,388 @@
-"""Datadog metric intake: POST /api/v2/series, /api/v1/series, /api/v1/distribution_points; metadata."""
+"""Datadog metric intake: `POST /api/v2/series`, `POST /api/v1/series`, `POST /api/v1/distribution_points`.
+
+Each request is decoded into msgspec Structs in one pass and validated all-or-nothing: the first bad
+series or point refuses the whole request with `{"errors":["..."]}` naming where it is (`series[2]
+.points[5].value`), and nothing of it is stored. An accepted request is answered 202 once its points are
+durable. Points are added series by series (`PointBatch.add_values`): this loop runs for every sample
+the intake takes, so nothing in it works point by point in Python that a builtin can do on the list.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+from urllib.parse import parse_qs
+
+import msgspec
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from sextant.config import Limits
-from sextant.control.directory import Directory
-from sextant.edge.endpoints import Endpoint
-from sextant.ingest.writer import GroupCommitWriter
+from sextant.control.directory import Directory, Principal
+from sextant.core.metrics import (
+    MetricKind,
+    PointBatch,
+    Temporality,
+    check_point_time,
+    check_series,
+    normalize_tags,
+    series_id,
+)
+from sextant.core.timeutil import FUTURE_TOLERANCE_MS, now_ms, retention_floor_ms
+from sextant.edge.body import BodyError, read_body
+from sextant.edge.endpoints import Endpoint, Reply
+from sextant.edge.requests import request_id
+from sextant.faces.datadog.auth import API_KEY_HEADER, AuthFailure, require_api_key
+from sextant.faces.datadog.errors import APIErrorResponse, api_error
+from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
 from sextant.storage.backend import Backend
+
+log = logging.getLogger("sextant.datadog")
+
+SERIES_V2_PATH = "/api/v2/series"
+SERIES_V1_PATH = "/api/v1/series"
+DISTRIBUTION_PATH = "/api/v1/distribution_points"
+SCOPE = "metrics_write"
+
+
+class InvalidSeries(ValueError):
+    """A request the intake refuses; the message says where and why."""
+
+
+# --- request shapes ---------------------------------------------------------------------------------------
+# Optional fields also take null: hand-written senders (a Go struct without omitempty) send it for "none".
+# gc=False: these hold no reference cycles, and a large payload decodes to many thousands of them.
+
+
+class MetricPoint(msgspec.Struct, gc=False):
+    """A v2 point: time in epoch seconds and a finite value."""
+
+    timestamp: int
+    value: float
+
+
+class MetricResource(msgspec.Struct, gc=False):
+    """A resource the series is about; a `host` resource is the series' host."""
+
+    name: str
+    type: str
+
+
+class MetricOrigin(msgspec.Struct, gc=False):
+    metric_type: int | None = None
+    product: int | None = None
+    service: int | None = None
+
+
+class MetricSeriesMetadata(msgspec.Struct, gc=False):
+    origin: MetricOrigin | None = None
+
+
+class MetricSeries(msgspec.Struct, gc=False):
+    """A v2 series. `type`: 0 unspecified (stored as a gauge), 1 count, 2 rate, 3 gauge; `interval` in
+    seconds, for counts and rates."""
+
+    metric: str
+    points: list[MetricPoint]
+    type: Literal[0, 1, 2, 3] | None = None
+    interval: int | None = None
+    unit: str | None = None
+    tags: list[str] | None = None
+    resources: list[MetricResource] | None = None
+    source_type_name: str | None = None
+    metadata: MetricSeriesMetadata | None = None
+
+
+class MetricPayload(msgspec.Struct, gc=False):
+    """Body of `POST /api/v2/series`."""
+
+    series: list[MetricSeries]
+
+
+class Series(msgspec.Struct, gc=False):
+    """A v1 series: points are `[epoch seconds, value]`; `interval` in seconds, for counts and rates."""
+
+    metric: str
+    points: list[tuple[float, float]]
+    type: Literal["", "gauge", "rate", "count"] | None = None
+    interval: int | None = None
+    host: str | None = None
+    tags: list[str] | None = None
+
+
+class MetricsPayload(msgspec.Struct, gc=False):
+    """Body of `POST /api/v1/series`."""
+
+    series: list[Series]
+
+
+class DistributionPointsSeries(msgspec.Struct, gc=False):
+    """Points are `[epoch seconds, [value, ...]]`: every raw value of the interval."""
+
+    metric: str
+    points: list[tuple[float, list[float]]]
+    host: str | None = None
+    tags: list[str] | None = None
+    type: Literal["distribution"] | None = None
+
+
+class DistributionPointsPayload(msgspec.Struct, gc=False):
+    """Body of `POST /api/v1/distribution_points`."""
+
+    series: list[DistributionPointsSeries]
+
+
+class IntakePayloadAccepted(msgspec.Struct):
+    """What `POST /api/v2/series` answers: always an empty list (a refusal is a 4xx)."""
+
+    errors: list[str]
+
+
+class IntakeStatusAccepted(msgspec.Struct):
+    """What the v1 intakes answer: `{"status": "ok"}`."""
+
+    status: str
+
+
+# --- translation ------------------------------------------------------------------------------------------
+
+_P = TypeVar("_P", MetricPayload, MetricsPayload, DistributionPointsPayload)
+# Body, organization and the time of the request -> the batch to write.
+_Translator = Callable[[bytes, int, int], PointBatch]
+
+_V2_KINDS: dict[int | None, tuple[MetricKind, Temporality | None]] = {
+    None: (MetricKind.GAUGE, None),
+    0: (MetricKind.GAUGE, None),
+    1: (MetricKind.COUNT, Temporality.DELTA),
+    2: (MetricKind.RATE, None),
+    3: (MetricKind.GAUGE, None),
+}
+_V1_KINDS: dict[str | None, tuple[MetricKind, Temporality | None]] = {
+    None: (MetricKind.GAUGE, None),
+    "": (MetricKind.GAUGE, None),
+    "gauge": (MetricKind.GAUGE, None),
+    "count": (MetricKind.COUNT, Temporality.DELTA),
+    "rate": (MetricKind.RATE, None),
+}
+
+
+class SeriesIds:
+    """Series seen recently: (metric, tags as sent) -> (id, normalized tags). A sender repeats the same
+    series every few seconds, so its tags are sorted, checked and hashed once, not on every request."""
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, tuple[str, ...]], tuple[int, tuple[str, ...]]] = {}
+
+    def get(self, metric: str, tags: tuple[str, ...]) -> tuple[int, tuple[str, ...]] | str:
+        """The id and normalized tags of the series, or why it cannot be stored."""
+        known = self._known.get((metric, tags))
+        if known is not None:
+            return known
+        normalized = normalize_tags(tags)
+        why = check_series(metric, normalized)
+        if why is not None:
+            return why
+        # Bounded: a sender making up new series forever must not grow it without end.
+        if len(self._known) >= self.MAX_ENTRIES:
+            self._known.clear()
+        known = self._known[metric, tags] = (series_id(metric, normalized), normalized)
+        return known
+
+
+class _Translation:
+    """One request's points going into one batch: the checks every series goes through."""
+
+    __slots__ = ("batch", "ceiling", "floor", "ids", "now", "org_id")
+
+    def __init__(self, org_id: int, now: int, ids: SeriesIds) -> None:
+        self.batch = PointBatch()
+        self.org_id = org_id
+        self.now = now
+        self.ids = ids
+        self.floor = retention_floor_ms(now)
+        self.ceiling = now + FUTURE_TOLERANCE_MS
+
+    def series(self, index: int, metric: str, tags: tuple[str, ...], has_points: bool) -> int:
+        """The series' id, once it is known to be valid; registered in the batch if it has points (a
+        series is stored with its first point, never alone)."""
+        known = self.ids.get(metric, tags)
+        if isinstance(known, str):
+            raise InvalidSeries(f"series[{index}]: {known}")
+        sid, normalized = known
+        if has_points:
+            # What PointBatch.add_series does, without hashing the series again.
+            self.batch.series.setdefault((self.org_id, sid), (metric, normalized))
+        return sid
+
+    def check_times(self, index: int, times_ms: list[int], seconds: Sequence[float]) -> None:
+        # min/max over the list instead of a check per point; the loop only runs to name a bad point.
+        if times_ms and (min(times_ms) < self.floor or max(times_ms) > self.ceiling):
+            for k, time_ms in enumerate(times_ms):
+                why = check_point_time(time_ms, self.now)
+                if why is not None:
+                    raise InvalidSeries(
+                        f"series[{index}].points[{k}].timestamp: {seconds[k]} (epoch seconds) {why}"
+                    )
+
+    def interval_ms(self, index: int, kind: MetricKind, interval: int | None) -> int | None:
+        if interval is None:
+            return None
+        if interval < 0:
+            raise InvalidSeries(f"series[{index}].interval: must be a number of seconds >= 0, not {interval}")
+        # A gauge has no interval; 0 is what several senders put for "not given".
+        return interval * 1000 if interval and kind is not MetricKind.GAUGE else None
+
+
+def _host_tags(host: str | None, tags: list[str] | None) -> tuple[str, ...]:
+    # An empty host is what senders without a host put in the field: no host tag, as when it is absent.
+    listed = tags or ()
+    return (*listed, f"host:{host}") if host else tuple(listed)
+
+
+def _resource_tags(index: int, series: MetricSeries) -> tuple[str, ...]:
+    tags = series.tags or ()
+    if not series.resources:
+        return tuple(tags)
+    for j, resource in enumerate(series.resources):
+        if not resource.name or not resource.type:
+            raise InvalidSeries(f"series[{index}].resources[{j}]: name and type must be non-empty strings")
+    return (*tags, *[f"{r.type}:{r.name}" for r in series.resources])
+
+
+def _translate_v2(payload: MetricPayload, run: _Translation) -> PointBatch:
+    org_id = run.org_id
+    add = run.batch.add_values
+    for i, series in enumerate(payload.series):
+        kind, temporality = _V2_KINDS[series.type]
+        sid = run.series(i, series.metric, _resource_tags(i, series), bool(series.points))
+        interval_ms = run.interval_ms(i, kind, series.interval)
+        points = series.points
+        if not points:
+            continue
+        seconds = [p.timestamp for p in points]
+        times = [t * 1000 for t in seconds]
+        run.check_times(i, times, seconds)
+        add(
+            org_id=org_id,
+            series_id=sid,
+            kind=kind,
+            times_ms=times,
+            values=[p.value for p in points],
+            interval_ms=interval_ms,
+            temporality=temporality,
+            unit=series.unit,
+        )
+    return run.batch
+
+
+def _translate_v1(payload: MetricsPayload, run: _Translation) -> PointBatch:
+    org_id = run.org_id
+    add = run.batch.add_values
+    for i, series in enumerate(payload.series):
+        kind, temporality = _V1_KINDS[series.type]
+        sid = run.series(i, series.metric, _host_tags(series.host, series.tags), bool(series.points))
+        interval_ms = run.interval_ms(i, kind, series.interval)
+        points = series.points
+        if not points:
+            continue
+        seconds, values = zip(*points, strict=True)
+        # Seconds may carry a fraction; round so that 1700000000.123 is 1700000000123 ms, not ...122.
+        times = [round(t * 1000) for t in seconds]
+        run.check_times(i, times, seconds)
+        add(
+            org_id=org_id,
+            series_id=sid,
+            kind=kind,
+            times_ms=times,
+            values=list(values),
+            interval_ms=interval_ms,
+            temporality=temporality,
+        )
+    return run.batch
+
+
+def _translate_distributions(payload: DistributionPointsPayload, run: _Translation) -> PointBatch:
+    batch = run.batch
+    for i, series in enumerate(payload.series):
+        sid = run.series(i, series.metric, _host_tags(series.host, series.tags), bool(series.points))
+        seconds = [t for t, _ in series.points]
+        times = [round(t * 1000) for t in seconds]
+        run.check_times(i, times, seconds)
+        for k, (time_ms, (_, values)) in enumerate(zip(times, series.points, strict=True)):
+            if not values:
+                raise InvalidSeries(f"series[{i}].points[{k}]: the list of values is empty")
+            batch.add(
+                org_id=run.org_id,
+                series_id=sid,
+                time_ms=time_ms,
+                kind=MetricKind.DISTRIBUTION,
+                value=sum(values),
+                count=len(values),
+                min=min(values),
+                max=max(values),
+                samples=values,
+            )
+    return batch
+
+
+def _decoder(
+    shape: type[_P], translate: Callable[[_P, _Translation], PointBatch], ids: SeriesIds
+) -> _Translator:
+    decode = msgspec.json.Decoder(shape).decode
+
+    def run(body: bytes, org_id: int, now: int) -> PointBatch:
+        try:
+            payload = decode(body)
+        except msgspec.ValidationError as exc:
+            raise InvalidSeries(f"Invalid payload: {_located(str(exc))}") from None
+        except msgspec.DecodeError as exc:
+            raise InvalidSeries(f"Malformed payload: body is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise InvalidSeries("Malformed payload: JSON is nested too deeply") from None
+        return translate(payload, _Translation(org_id, now, ids))
+
+    return run
+
+
+def _located(message: str) -> str:
+    """msgspec's "Expected `float`, got `str` - at `$.series[0].points[1].value`" as
+    "series[0].points[1].value: Expected `float`, got `str`"."""
+    what, found, where = message.rpartition(" - at `")
+    if not found:
+        return f"body: {message}"
+    path = where.rstrip("`").removeprefix("$").removeprefix(".")
+    return f"{path or 'body'}: {what}"
+
+
+# --- the endpoints ----------------------------------------------------------------------------------------
+
+
+def _accepted(body: bytes) -> tuple[Message, Message]:
+    start: Message = {
+        "type": "http.response.start",
+        "status": 202,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+@dataclass(frozen=True)
+class _Route:
+    path: str
+    translate: _Translator
+    max_bytes: int
+    max_decoded: int
+    allow_zstd: bool
+    # The v1 intakes also take the API key as `?api_key=`, as Datadog's always have.
+    key_in_query: bool
+    accepted: tuple[Message, Message]
 
 
 class DatadogMetricsIntake:
@@ -19,4 +395,139 @@ class DatadogMetricsIntake:
         self._limits = limits
 
     def endpoints(self) -> list[Endpoint]:
-        return []
+        limits = self._limits
+        ids = SeriesIds()
+        v1_status = msgspec.json.encode(IntakeStatusAccepted("ok"))
+        routes = [
+            (
+                _Route(
+                    SERIES_V2_PATH,
+                    _decoder(MetricPayload, _translate_v2, ids),
+                    limits.series_v2_body_bytes,
+                    limits.series_v2_decoded_bytes,
+                    allow_zstd=True,
+                    key_in_query=False,
+                    accepted=_accepted(msgspec.json.encode(IntakePayloadAccepted([]))),
+                ),
+                "Submit metrics (gauges, counts, rates)",
+                MetricPayload,
+                IntakePayloadAccepted,
+            ),
+            (
+                _Route(
+                    SERIES_V1_PATH,
+                    _decoder(MetricsPayload, _translate_v1, ids),
+                    limits.series_v1_body_bytes,
+                    limits.series_v1_decoded_bytes,
+                    allow_zstd=False,
+                    key_in_query=True,
+                    accepted=_accepted(v1_status),
+                ),
+                "Submit metrics, v1 format (points as [timestamp, value])",
+                MetricsPayload,
+                IntakeStatusAccepted,
+            ),
+            (
+                # Datadog documents no size limit for distribution points; they take the v1 series limits.
+                _Route(
+                    DISTRIBUTION_PATH,
+                    _decoder(DistributionPointsPayload, _translate_distributions, ids),
+                    limits.series_v1_body_bytes,
+                    limits.series_v1_decoded_bytes,
+                    allow_zstd=False,
+                    key_in_query=True,
+                    accepted=_accepted(v1_status),
+                ),
+                "Submit distribution points (every raw value of each interval)",
+                DistributionPointsPayload,
+                IntakeStatusAccepted,
+            ),
+        ]
+        error = Reply("Error", APIErrorResponse)
+        return [
+            Endpoint(
+                method="POST",
+                path=route.path,
+                asgi=self._handler(route),
+                summary=summary,
+                tag="Datadog metrics",
+                request=request,
+                responses={
+                    202: Reply("Accepted: durable and visible to queries within one second", accepted),
+                    400: error,
+                    401: error,
+                    403: error,
+                    413: error,
+                    415: error,
+                    503: error,
+                },
+                auth_headers=("DD-API-KEY",),
+            )
+            for route, summary, request, accepted in routes
+        ]
+
+    def _handler(self, route: _Route) -> ASGIApp:
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            """A bare ASGI handler, as the events intake: no framework objects on the hot path."""
+            try:
+                headers = Headers(scope=scope)
+                caller = self._caller(headers, scope, route.key_in_query)
+                if isinstance(caller, Response):
+                    refusal: Response | None = caller
+                else:
+                    body = await read_body(
+                        receive,
+                        headers,
+                        max_bytes=route.max_bytes,
+                        max_decoded=route.max_decoded,
+                        allow_zstd=route.allow_zstd,
+                    )
+                    durable = self._accept(route.translate, body, caller.org_id)
+                    if isinstance(durable, Response):
+                        refusal = durable
+                    else:
+                        await durable
+                        refusal = None
+            except ClientDisconnect:
+                return
+            except BodyError as exc:
+                refusal = api_error(exc.status, str(exc))
+            except Exception:
+                rid = request_id(scope)
+                log.exception("unexpected failure serving POST %s (request id %s)", route.path, rid)
+                refusal = api_error(500, f"Internal Server Error (request id {rid})")
+            if refusal is None:
+                start, accepted = route.accepted
+                await send(start)
+                await send(accepted)
+            else:
+                await refusal(scope, receive, send)
+
+        return asgi
+
+    def _caller(self, headers: Headers, scope: Scope, key_in_query: bool) -> Principal | Response:
+        if key_in_query and API_KEY_HEADER not in headers:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key")
+            if query:
+                headers = Headers(raw=[*scope["headers"], (API_KEY_HEADER.encode(), query[0].encode())])
+        try:
+            return require_api_key(headers, self._directory, SCOPE)
+        except AuthFailure as exc:
+            return api_error(exc.status, exc.detail)
+
+    def _accept(self, translate: _Translator, body: bytes, org_id: int) -> Response | asyncio.Future[None]:
+        """The refusal to answer, or a future done once the points are durable."""
+        try:
+            batch = translate(body, org_id, now_ms())
+        except InvalidSeries as exc:
+            return api_error(400, str(exc))
+        try:
+            return self._writer.write(batch)
+        except WriteQueueFull as exc:
+            return api_error(
+                503,
+                "Too many points are waiting to be written; retry shortly",
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        except WriterStopped:
+            return api_error(503, "The server is shutting down; retry shortly", headers={"Retry-After": "1"})
