@@ -123,3 +123,4 @@ class EventListQuery:
     audience: Audience | None = None
     occurrence: Occurrence | None = None
     source: str = "product_analytics"
+    offset: int = 0  # matching events skipped before the page, in the order of the sort

@@ -16,6 +16,8 @@ Matching rules (every backend implements these, and tests check them against an 
 - A `Term` or `Wildcard` without a field is free text: it matches when any string value of the event
   (standard fields and attributes) contains it as a whole word, case-insensitively; a word character is
   an ASCII letter, digit or `_`, and in free text `*` and `?` stand for word characters only.
+- `Text` is free text within one field: the same rule, over that field's string values only (for a list,
+  any string element).
 - The text form of a stored number is its JSON text as the store returns it; tests keep to numbers whose
   text is the same everywhere (integers, and floats with a short decimal form).
 """
@@ -29,8 +31,9 @@ from typing import Literal, TypeAlias
 @dataclass(frozen=True, slots=True)
 class Field:
     """A stored value: `path` is a dotted attribute path (`customer.tier`) or a standard field path
-    (`event.name`, `usr.id`, ...). `tag` is true for Datadog tag syntax (`env:prod`, no `@`), which
-    matches a tag `env:prod` or, for events without tags, the attribute of that name."""
+    (`event.name`, `usr.id`, ...). `tag` is true for Datadog tag syntax (`env:prod`, no `@`): it reads
+    the attribute of that name. Where events carry a list of tags (logs), the search syntax resolves such
+    fields to that list before they get here (see `search_syntax.Vocabulary`)."""
 
     path: str
     tag: bool = False
@@ -56,6 +59,15 @@ class Term:
 class Wildcard:
     field: Field | None
     # `*` and `?` are wildcards; a backslash makes the next character literal (`\*`, `\?`, `\\`).
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Free text within one field (a log's message): `pattern` as whole words, case-insensitively."""
+
+    field: Field
+    # As in Wildcard: `*` and `?` are wildcards (of word characters); a backslash makes the next literal.
     pattern: str
 
 
@@ -98,4 +110,4 @@ class Or:
     operands: tuple[Filter, ...]
 
 
-Filter: TypeAlias = MatchAll | MatchNone | Term | Wildcard | Exists | Compare | Range | Not | And | Or
+Filter: TypeAlias = MatchAll | MatchNone | Term | Wildcard | Text | Exists | Compare | Range | Not | And | Or

@@ -13,9 +13,13 @@ What each piece of syntax becomes:
   quotes `*` and `?` are literal. Curly quotes (U+201C, U+201D) act as plain double quotes.
 - `@path:value` -> an attribute: `Field("path")`; the path is dotted (`@http.url_details.path`) and may
   hold escaped characters (`@user.first\\ name`). `key:value` without `@` -> `Field("key", tag=True)`.
-  Reserved attribute names of the logs product (`host`, `service`, `status`, `source`, ...) are not
-  special here: they are tag fields like any other bare key, and the tag rule of the filter IR (an event
-  without tags matches the attribute of that name) gives them their meaning.
+- A `Vocabulary` says what bare words and bare keys mean in one explorer. The default one (Product
+  Analytics, RUM) keeps the above. The Log Explorer's (`parse_search(query, logs_vocabulary)`): free
+  text searches one field (`hello` -> `Text(message, "hello")`, `web*` -> `Text(message, "web*")`) while
+  `*:hello` stays free text over every value; a bare key names a tag of the tag list (`env:prod` ->
+  `Term(tags, "env:prod")`, `env:pr*` -> `Wildcard(tags, "env:pr*")`, `env:*` and `_exists_:env` ->
+  `Wildcard(tags, "env:*")`), except reserved attribute names (`service:web` -> `Term(service, "web")`).
+  Tags have no order: a comparison or range on a tag is a `SearchSyntaxError` (use `@key`).
 - `*` and `?` outside quotes are wildcards -> `Wildcard(field, pattern)`; in the pattern a literal star,
   question mark or backslash is escaped as `\\*`, `\\?`, `\\\\`. A value without an unescaped wildcard is
   a `Term` (so `@a:va\\*lue` is `Term(a, "va*lue")`).
@@ -76,6 +80,7 @@ from sextant.query.filters import (
     Or,
     Range,
     Term,
+    Text,
     Wildcard,
 )
 
@@ -102,6 +107,21 @@ _NUMBER = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 _QUOTES = frozenset('"\u201c\u201d')
 _FIELD_FORBIDDEN = frozenset("*?<>=~")
 _COMPARISON_OPS: tuple[Literal[">=", "<=", ">", "<"], ...] = (">=", "<=", ">", "<")
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """What bare words and bare `key:value` terms mean in one explorer."""
+
+    # The field plain free text searches (`hello`); None: every value, like `*:hello`.
+    free_text: Field | None = None
+    # The list of `key:value` tags that bare keys search; None: a bare key names the attribute `key`.
+    tags: Field | None = None
+    # Bare keys that name attributes even where bare keys search tags (the logs' reserved attributes).
+    reserved: frozenset[str] = frozenset()
+
+
+DEFAULT_VOCABULARY = Vocabulary()
 
 
 class SearchSyntaxError(ValueError):
@@ -336,13 +356,24 @@ class _Special(Enum):
 
 
 _SPECIAL_FIELDS = {"_exists_": _Special.EXISTS, "_missing_": _Special.MISSING, "_default_": _Special.DEFAULT}
+
+
+class _Everywhere(Enum):
+    """What `*:value` and `_default_:value` search: every value, whatever the vocabulary's free text."""
+
+    EVERYWHERE = "everywhere"
+
+
+# What a value applies to: a field, plain free text (None), or every value.
+_Target = Field | None | _Everywhere
 _CLAUSE_STARTS = frozenset({_Kind.LPAREN, _Kind.FIELD, _Kind.WORD, _Kind.PHRASE, _Kind.RANGE})
 
 
 class _Parser:
-    def __init__(self, tokens: list[_Token]) -> None:
+    def __init__(self, tokens: list[_Token], vocabulary: Vocabulary) -> None:
         self.tokens = tokens
         self.k = 0
+        self.vocabulary = vocabulary
 
     def peek(self) -> _Token:
         return self.tokens[self.k]
@@ -357,7 +388,7 @@ class _Parser:
             return MatchAll()
         return self._query(None, 0)
 
-    def _query(self, default: Field | None, depth: int) -> Filter:
+    def _query(self, default: _Target, depth: int) -> Filter:
         """A list of clauses, up to a closing parenthesis or the end."""
         clauses: list[_Clause] = []
         conj: _Token | None = None
@@ -392,7 +423,7 @@ class _Parser:
             raise SearchSyntaxError(self.peek().pos, f"a search term after {tok.kind.value}")
         return tok.kind is not _Kind.PLUS
 
-    def _clause(self, default: Field | None, depth: int) -> Filter:
+    def _clause(self, default: _Target, depth: int) -> Filter:
         tok = self.advance()
         if tok.kind is _Kind.LPAREN:
             return self._group(tok, default, depth)
@@ -401,9 +432,9 @@ class _Parser:
         if tok.kind is _Kind.WORD and tok.text.startswith("@"):
             # Most likely a forgotten colon; a literal '@' can be escaped or quoted.
             raise SearchSyntaxError(tok.pos + len(tok.text), f"':' and a value after '{tok.text}'")
-        return _value(default, tok)
+        return self._value(default, tok)
 
-    def _group(self, open_tok: _Token, default: Field | None, depth: int) -> Filter:
+    def _group(self, open_tok: _Token, default: _Target, depth: int) -> Filter:
         if depth >= MAX_NESTING_DEPTH:
             raise SearchSyntaxError(open_tok.pos, f"at most {MAX_NESTING_DEPTH} levels of nested parentheses")
         inner = self._query(default, depth + 1)
@@ -416,12 +447,61 @@ class _Parser:
         special = _SPECIAL_FIELDS.get(field_tok.text)
         value_tok = self.advance()  # the lexer guarantees a value right after the colon
         if special in (_Special.EXISTS, _Special.MISSING):
-            exists = Exists(_existence_field(field_tok, value_tok))
+            exists = self._exists(_existence_field(field_tok, value_tok))
             return exists if special is _Special.EXISTS else Not(exists)
-        field = None if special is _Special.DEFAULT or field_tok.text == "*" else _field(field_tok)
+        target: _Target = (
+            _Everywhere.EVERYWHERE
+            if special is _Special.DEFAULT or field_tok.text == "*"
+            else _field(field_tok)
+        )
         if value_tok.kind is _Kind.LPAREN:
-            return self._group(value_tok, field, depth)
-        return _value(field, value_tok)
+            return self._group(value_tok, target, depth)
+        return self._value(target, value_tok)
+
+    # --- the vocabulary: what bare words and bare keys resolve to ----------------------------------------
+
+    def _value(self, target: _Target, tok: _Token) -> Filter:
+        if target is None or target is _Everywhere.EVERYWHERE:
+            found = _value(None, tok)
+            text_field = self.vocabulary.free_text
+            if target is _Everywhere.EVERYWHERE or text_field is None:
+                return found
+            if isinstance(found, Term):
+                return Text(text_field, _literal_pattern(found.text))
+            if isinstance(found, Wildcard):
+                return Text(text_field, found.pattern)
+            return found  # a bare `*`: every event
+        tags = self._tag_list(target)
+        if tags is None:
+            return _value(self._attribute(target), tok)
+        found = _value(target, tok)
+        key = target.path
+        if isinstance(found, Term):
+            return Term(tags, f"{key}:{found.text}")
+        if isinstance(found, Wildcard):
+            return Wildcard(tags, f"{_literal_pattern(key)}:{found.pattern}")
+        if isinstance(found, Exists):
+            return Wildcard(tags, f"{_literal_pattern(key)}:*")
+        raise SearchSyntaxError(
+            tok.pos, f"an attribute (@{key}) for a comparison or range: tags have no order"
+        )
+
+    def _exists(self, field: Field) -> Filter:
+        tags = self._tag_list(field)
+        if tags is None:
+            return Exists(self._attribute(field))
+        return Wildcard(tags, f"{_literal_pattern(field.path)}:*")
+
+    def _tag_list(self, field: Field) -> Field | None:
+        """The list of tags a bare key searches, or None when it names an attribute."""
+        tags = self.vocabulary.tags
+        if tags is None or not field.tag or field.path in self.vocabulary.reserved:
+            return None
+        return tags
+
+    def _attribute(self, field: Field) -> Field:
+        # A reserved name written without `@` is the attribute itself.
+        return Field(field.path) if field.tag and self.vocabulary.tags is not None else field
 
 
 def _add_clause(clauses: list[_Clause], conj: _Token | None, negated: bool, f: Filter) -> None:
@@ -535,6 +615,11 @@ def _word(field: Field | None, tok: _Token) -> Filter:
     return Term(field, "".join(c for c, _ in chars))
 
 
+def _literal_pattern(text: str) -> str:
+    """`text` as a wildcard pattern matching exactly it."""
+    return "".join("\\" + c if c in "*?\\" else c for c in text)
+
+
 def _wildcard_pattern(chars: list[tuple[str, bool]]) -> str:
     # In a pattern an escaped star, question mark or backslash keeps its backslash; other escapes are plain.
     return "".join("\\" + c if escaped and c in "*?\\" else c for c, escaped in chars)
@@ -576,8 +661,8 @@ def _bound(text: str, pos: int) -> Bound:
     return value
 
 
-def parse_search(query: str) -> Filter:
+def parse_search(query: str, vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> Filter:
     """Parse a Datadog search query to a filter tree; raises `SearchSyntaxError` on invalid syntax."""
     if len(query) > MAX_QUERY_LENGTH:
         raise SearchSyntaxError(MAX_QUERY_LENGTH, f"a query of at most {MAX_QUERY_LENGTH} characters")
-    return _Parser(_Lexer(query).run()).parse()
+    return _Parser(_Lexer(query).run(), vocabulary).parse()

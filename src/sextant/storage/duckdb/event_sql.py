@@ -304,6 +304,8 @@ def compile_event_list(q: EventListQuery, schema: Schema) -> tuple[Compiled, Com
         f"CAST(attributes AS VARCHAR) AS attributes{''.join(', ' + c for c in columns)} "
         f"FROM {source} ORDER BY {sort} LIMIT {params.add(q.limit)}"
     )
+    if q.offset:
+        sql += f" OFFSET {params.add(q.offset)}"
     page = Compiled(sql, params.used_in(sql), frozenset(params.from_json))
     total_params = Params(schema=schema)
     total_head, total_source = _list_source(q, total_params)

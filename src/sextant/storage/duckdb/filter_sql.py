@@ -168,6 +168,11 @@ def compile_filter(f: F.Filter, params: Params) -> str:
         return _free_text(f.text, False, params) if f.field is None else _term(f, params)
     if isinstance(f, F.Wildcard):
         return _free_text(f.pattern, True, params) if f.field is None else _wildcard(f, params)
+    if isinstance(f, F.Text):
+        regex = params.add(free_text_regex(f.pattern, True))
+        return _on_values(
+            f.field, params, lambda v: f"({v.type_sql} = 'VARCHAR' AND regexp_matches({v.text_sql}, {regex}))"
+        )
     if isinstance(f, F.Exists):
         return field_value(f.field, params).present_sql
     if isinstance(f, F.Compare):
