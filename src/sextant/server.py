@@ -27,7 +27,10 @@ from sextant.edge.fast import FastPaths
 from sextant.edge.openapi import openapi_document
 from sextant.edge.requests import RequestContext
 from sextant.faces.datadog.analytics import ProductAnalyticsQueries
+from sextant.faces.datadog.dashboards import DatadogDashboardsApi
 from sextant.faces.datadog.logs_intake import DatadogLogsIntake
+from sextant.faces.datadog.logs_search import DatadogLogsSearch
+from sextant.faces.datadog.metric_metadata import DatadogMetricMetadataApi
 from sextant.faces.datadog.metrics_intake import DatadogMetricsIntake
 from sextant.faces.datadog.prodlytics import ProductAnalyticsIntake
 from sextant.faces.dynatrace.metrics_ingest import DynatraceMetricsIngest
@@ -123,6 +126,9 @@ def build_app(runtime: Runtime) -> ASGIApp:
     for intake in (DatadogMetricsIntake, DatadogLogsIntake, OtlpMetricsIntake, DynatraceMetricsIngest):
         endpoints.extend(intake(*intake_parts).endpoints())
     endpoints.extend(MetricPointsApi(runtime.directory, runtime.store).endpoints())
+    endpoints.extend(DatadogDashboardsApi(runtime.directory).endpoints())
+    endpoints.extend(DatadogLogsSearch(runtime.directory, runtime.store).endpoints())
+    endpoints.extend(DatadogMetricMetadataApi(runtime.directory, runtime.store).endpoints())
     endpoints.extend(_system_endpoints(runtime, endpoints))
 
     @contextlib.asynccontextmanager
