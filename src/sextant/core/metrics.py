@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from sextant.core.timeutil import FUTURE_TOLERANCE_MS, retention_floor_ms
 
@@ -92,57 +93,99 @@ def check_point_time(time_ms: int, now: int) -> str | None:
     return None
 
 
-class PointBatch:
-    """Points in columns, as the writer commits them, and the series they belong to."""
+POINT_COLUMNS = (
+    "org_id",
+    "series_id",
+    "time_ms",
+    "kind",
+    "value",
+    "count",
+    "min",
+    "max",
+    "bounds",
+    "bucket_counts",
+    "samples",
+    "interval_ms",
+    "start_time_ms",
+    "temporality",
+    "monotonic",
+    "unit",
+)
+# A run of plain points of one series (see PointBatch.add_values), in this order.
+RUN_FIELDS = (
+    "org_id",
+    "series_id",
+    "kind",
+    "interval_ms",
+    "temporality",
+    "monotonic",
+    "unit",
+    "times_ms",
+    "values",
+)
+PlainRun = tuple[int, int, str, int | None, str | None, bool | None, str | None, list[int], list[float]]
+_T = TypeVar("_T")
 
-    __slots__ = (
-        "bounds",
-        "bucket_counts",
-        "count",
-        "interval_ms",
-        "kind",
-        "max",
-        "min",
-        "monotonic",
-        "org_id",
-        "samples",
-        "series",
-        "series_id",
-        "start_time_ms",
-        "temporality",
-        "time_ms",
-        "unit",
-        "value",
-    )
+
+class _Column(Generic[_T]):
+    """A point column of a PointBatch, read as one list (plain runs expanded into it first)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, batch: PointBatch, owner: type | None = None) -> list[_T]:
+        column: list[_T] = batch.columns()[self.name]  # type: ignore[assignment]
+        return column
+
+
+class PointBatch:
+    """Points, as the writer commits them, and the series they belong to.
+
+    Points with more than a value (histograms, summaries, distributions, sums with a start time) are kept
+    point by point in columns; plain points are kept as runs of one series (`add_values`), a tuple per
+    run: most senders send many series of few points, and a run costs one append where columns cost
+    sixteen. `parts()` gives both as they are, for the log and the stores; `columns()` (and the column
+    attributes) give every point in columns.
+    """
+
+    __slots__ = ("_columns", "_run_points", "_runs", "series")
+
+    org_id: _Column[int] = _Column()
+    series_id: _Column[int] = _Column()
+    time_ms: _Column[int] = _Column()
+    kind: _Column[str] = _Column()
+    value: _Column[float | None] = _Column()
+    count: _Column[int | None] = _Column()
+    min: _Column[float | None] = _Column()
+    max: _Column[float | None] = _Column()
+    bounds: _Column[list[float] | None] = _Column()
+    bucket_counts: _Column[list[int] | None] = _Column()
+    samples: _Column[list[float] | None] = _Column()
+    interval_ms: _Column[int | None] = _Column()
+    start_time_ms: _Column[int | None] = _Column()
+    temporality: _Column[str | None] = _Column()
+    monotonic: _Column[bool | None] = _Column()
+    unit: _Column[str | None] = _Column()
 
     def __init__(self) -> None:
-        self.org_id: list[int] = []
-        self.series_id: list[int] = []
-        self.time_ms: list[int] = []
-        self.kind: list[str] = []
-        self.value: list[float | None] = []
-        self.count: list[int | None] = []
-        self.min: list[float | None] = []
-        self.max: list[float | None] = []
-        self.bounds: list[list[float] | None] = []
-        self.bucket_counts: list[list[int] | None] = []
-        self.samples: list[list[float] | None] = []
-        self.interval_ms: list[int | None] = []
-        self.start_time_ms: list[int | None] = []
-        self.temporality: list[str | None] = []
-        self.monotonic: list[bool | None] = []
-        self.unit: list[str | None] = []
+        self._columns: dict[str, list[object]] = {c: [] for c in POINT_COLUMNS}
+        self._runs: list[PlainRun] = []
+        self._run_points = 0
         # (org_id, series_id) -> (metric, tags) of every series a point of this batch belongs to.
         self.series: dict[tuple[int, int], tuple[str, tuple[str, ...]]] = {}
 
     def __len__(self) -> int:
-        return len(self.time_ms)
+        return len(self._columns["time_ms"]) + self._run_points
 
     def add_series(self, org_id: int, metric: str, tags: tuple[str, ...]) -> int:
         """Register a series (tags normalized) and return its id, for the points that follow."""
         sid = series_id(metric, tags)
         self.series.setdefault((org_id, sid), (metric, tags))
         return sid
+
+    def register_series(self, org_id: int, sid: int, metric: str, tags: tuple[str, ...]) -> None:
+        """Register a series whose id the caller already has (`series_id(metric, tags)`, tags normalized)."""
+        self.series.setdefault((org_id, sid), (metric, tags))
 
     def add(
         self,
@@ -164,22 +207,26 @@ class PointBatch:
         monotonic: bool | None = None,
         unit: str | None = None,
     ) -> None:
-        self.org_id.append(org_id)
-        self.series_id.append(series_id)
-        self.time_ms.append(time_ms)
-        self.kind.append(kind.value)
-        self.value.append(value)
-        self.count.append(count)
-        self.min.append(min)
-        self.max.append(max)
-        self.bounds.append(bounds)
-        self.bucket_counts.append(bucket_counts)
-        self.samples.append(samples)
-        self.interval_ms.append(interval_ms)
-        self.start_time_ms.append(start_time_ms)
-        self.temporality.append(None if temporality is None else temporality.value)
-        self.monotonic.append(monotonic)
-        self.unit.append(unit or None)
+        row = (
+            org_id,
+            series_id,
+            time_ms,
+            kind.value,
+            value,
+            count,
+            min,
+            max,
+            bounds,
+            bucket_counts,
+            samples,
+            interval_ms,
+            start_time_ms,
+            None if temporality is None else temporality.value,
+            monotonic,
+            unit or None,
+        )
+        for column, cell in zip(self._columns.values(), row, strict=True):
+            column.append(cell)
 
     def add_values(
         self,
@@ -194,43 +241,72 @@ class PointBatch:
         monotonic: bool | None = None,
         unit: str | None = None,
     ) -> None:
-        """Plain points (a value each, nothing else) of one series, column by column: what most senders
-        send, and several times cheaper than `add` per point."""
-        n = len(times_ms)
-        if len(values) != n:
+        """Plain points (a value each, nothing else) of one series: what most senders send, and much
+        cheaper than `add` per point. The batch keeps the lists: the caller must not change them."""
+        if len(values) != len(times_ms):
             raise ValueError("times_ms and values differ in length")
-        none: list[None] = [None] * n
-        self.org_id.extend([org_id] * n)
-        self.series_id.extend([series_id] * n)
-        self.time_ms.extend(times_ms)
-        self.kind.extend([kind.value] * n)
-        self.value.extend(values)
-        for column in (self.count, self.min, self.max, self.bounds, self.bucket_counts, self.samples):
-            column.extend(none)
-        self.interval_ms.extend([interval_ms] * n)
-        self.start_time_ms.extend(none)
-        self.temporality.extend([None if temporality is None else temporality.value] * n)
-        self.monotonic.extend([monotonic] * n)
-        self.unit.extend([unit or None] * n)
+        if not times_ms:
+            return
+        temporality_value = None if temporality is None else temporality.value
+        self._runs.append(
+            (
+                org_id,
+                series_id,
+                kind.value,
+                interval_ms,
+                temporality_value,
+                monotonic,
+                unit or None,
+                times_ms,
+                values,
+            )
+        )
+        self._run_points += len(times_ms)
 
     def extend(self, other: PointBatch) -> None:
-        for column in self.__slots__:
-            if column == "series":
-                for key, value in other.series.items():
-                    self.series.setdefault(key, value)
-            else:
-                getattr(self, column).extend(getattr(other, column))
+        for key, value in other.series.items():
+            self.series.setdefault(key, value)
+        for name, column in self._columns.items():
+            column.extend(other._columns[name])
+        self._runs.extend(other._runs)
+        self._run_points += other._run_points
+
+    def parts(self) -> tuple[dict[str, list[object]], list[PlainRun]]:
+        """The point-by-point columns and the plain runs, as kept (not to be changed)."""
+        return self._columns, self._runs
 
     def columns(self) -> dict[str, list[object]]:
-        """Every point column by name (for the log and the stores)."""
-        return {c: getattr(self, c) for c in self.__slots__ if c != "series"}
+        """Every point column by name: the plain runs are moved into the columns first."""
+        if self._runs:
+            columns = self._columns
+            for org_id, sid, kind, interval_ms, temporality, monotonic, unit, times, values in self._runs:
+                n = len(times)
+                none: list[object] = [None] * n
+                columns["org_id"].extend([org_id] * n)
+                columns["series_id"].extend([sid] * n)
+                columns["time_ms"].extend(times)
+                columns["kind"].extend([kind] * n)
+                columns["value"].extend(values)
+                for name in ("count", "min", "max", "bounds", "bucket_counts", "samples", "start_time_ms"):
+                    columns[name].extend(none)
+                columns["interval_ms"].extend([interval_ms] * n)
+                columns["temporality"].extend([temporality] * n)
+                columns["monotonic"].extend([monotonic] * n)
+                columns["unit"].extend([unit] * n)
+            self._runs = []
+            self._run_points = 0
+        return self._columns
 
     @classmethod
-    def from_columns(
-        cls, columns: dict[str, list[object]], series: dict[tuple[int, int], tuple[str, tuple[str, ...]]]
+    def from_parts(
+        cls,
+        columns: dict[str, list[object]],
+        runs: list[PlainRun],
+        series: dict[tuple[int, int], tuple[str, tuple[str, ...]]],
     ) -> PointBatch:
         batch = cls()
-        for name, values in columns.items():
-            setattr(batch, name, values)
+        batch._columns = {c: columns[c] for c in POINT_COLUMNS}
+        batch._runs = runs
+        batch._run_points = sum(len(run[7]) for run in runs)
         batch.series = series
         return batch

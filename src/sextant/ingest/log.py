@@ -80,7 +80,8 @@ def encode_batch(batch: LoggedBatch, first_event_id: int) -> bytes:
     if points is None:
         return _encode((first_event_id, event_columns, array_paths))
     series = [(org, sid, metric, list(tags)) for (org, sid), (metric, tags) in points.series.items()]
-    return _encode((first_event_id, event_columns, array_paths, points.columns(), series))
+    columns, runs = points.parts()
+    return _encode((first_event_id, event_columns, array_paths, columns, series, runs))
 
 
 def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:
@@ -95,9 +96,11 @@ def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:
         events.array_paths = set(array_paths)
         batch.events = events
     if len(parts) > 3:
-        point_columns, series = parts[3], parts[4]
-        batch.points = PointBatch.from_columns(
-            point_columns, {(org, sid): (metric, tuple(tags)) for org, sid, metric, tags in series}
+        point_columns, series, runs = parts[3], parts[4], parts[5]
+        batch.points = PointBatch.from_parts(
+            point_columns,
+            [tuple(run) for run in runs],
+            {(org, sid): (metric, tuple(tags)) for org, sid, metric, tags in series},
         )
     return batch, first_event_id
 

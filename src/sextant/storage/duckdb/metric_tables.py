@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from sextant.core.metrics import PointBatch
+from sextant.core.metrics import PlainRun, PointBatch
 from sextant.query.metrics import SeriesQuery
 from sextant.series.buckets import bucket_times
 from sextant.series.frame import SeriesFrame
@@ -64,6 +66,50 @@ ON CONFLICT (org_id, metric) DO UPDATE SET
 """
 
 
+def _points_table(batch: PointBatch) -> pa.Table:
+    """The batch as one Arrow table: point-by-point columns as they are, plain runs expanded with numpy
+    (their per-run fields repeated, never looped over per point in Python)."""
+    columns, runs = batch.parts()
+    tables = []
+    if columns["time_ms"]:
+        tables.append(
+            pa.Table.from_arrays(
+                [pa.array(columns[f.name], f.type) for f in _POINT_SCHEMA], schema=_POINT_SCHEMA
+            )
+        )
+    if runs:
+        tables.append(_runs_table(runs))
+    if not tables:
+        return _POINT_SCHEMA.empty_table()
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _runs_table(runs: list[PlainRun]) -> pa.Table:
+    lengths = np.fromiter((len(run[7]) for run in runs), dtype=np.int64, count=len(runs))
+    n = int(lengths.sum())
+
+    def repeated(position: int, arrow_type: pa.DataType) -> pa.Array:
+        per_run = pa.array([run[position] for run in runs], arrow_type)
+        # Arrow's take repeats each run's value (nulls included) once per point of the run.
+        return per_run.take(pa.array(np.repeat(np.arange(len(runs)), lengths)))
+
+    arrays = {
+        "org_id": repeated(0, pa.int32()),
+        "series_id": pa.array(np.repeat(np.array([run[1] for run in runs], dtype=np.uint64), lengths)),
+        "time_ms": pa.array(list(itertools.chain.from_iterable(run[7] for run in runs)), pa.int64()),
+        "kind": repeated(2, pa.string()),
+        "value": pa.array(list(itertools.chain.from_iterable(run[8] for run in runs)), pa.float64()),
+        "interval_ms": repeated(3, pa.int64()),
+        "temporality": repeated(4, pa.string()),
+        "monotonic": repeated(5, pa.bool_()),
+        "unit": repeated(6, pa.string()),
+    }
+    return pa.Table.from_arrays(
+        [arrays[f.name] if f.name in arrays else pa.nulls(n, f.type) for f in _POINT_SCHEMA],
+        schema=_POINT_SCHEMA,
+    )
+
+
 class MetricTables:
     """The metric half of the DuckDB store. Appends run on the loader thread, inside its transaction."""
 
@@ -79,10 +125,7 @@ class MetricTables:
     def append(self, batch: PointBatch, now_ms: int) -> None:
         """Insert the batch's points and new series, and update metric_names (caller's transaction)."""
         con = self._con
-        columns = batch.columns()
-        points = pa.Table.from_arrays(
-            [pa.array(columns[f.name], f.type) for f in _POINT_SCHEMA], schema=_POINT_SCHEMA
-        )
+        points = _points_table(batch)
         keys = list(batch.series)
         series = pa.Table.from_arrays(
             [
