@@ -1,0 +1,1 @@
+"""PostHog: capture endpoints authenticated by a project token, and the Metrics API."""
