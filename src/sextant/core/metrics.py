@@ -15,8 +15,10 @@ computed and counter resets found.
 
 from __future__ import annotations
 
+import array
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -111,19 +113,21 @@ POINT_COLUMNS = (
     "monotonic",
     "unit",
 )
-# A run of plain points of one series (see PointBatch.add_values), in this order.
-RUN_FIELDS = (
-    "org_id",
-    "series_id",
-    "kind",
-    "interval_ms",
-    "temporality",
-    "monotonic",
-    "unit",
-    "times_ms",
-    "values",
-)
-PlainRun = tuple[int, int, str, int | None, str | None, bool | None, str | None, list[int], list[float]]
+# A run of plain points of one series (see PointBatch.add_values): what is the same for all its points,
+# and how many points it has; their times and values are in the batch's run buffers, run after run.
+RunHeader = tuple[int, int, str, int | None, str | None, bool | None, str | None, int]
+
+
+@dataclass(frozen=True)
+class PlainRuns:
+    """The plain runs of a batch: a header per run, and every run's times (int64 ms) and values
+    (float64) back to back, in native byte order."""
+
+    headers: list[RunHeader]
+    times_ms: array.array[int]
+    values: array.array[float]
+
+
 _T = TypeVar("_T")
 
 
@@ -148,7 +152,7 @@ class PointBatch:
     attributes) give every point in columns.
     """
 
-    __slots__ = ("_columns", "_run_points", "_runs", "series")
+    __slots__ = ("_columns", "_runs", "series")
 
     org_id: _Column[int] = _Column()
     series_id: _Column[int] = _Column()
@@ -169,13 +173,12 @@ class PointBatch:
 
     def __init__(self) -> None:
         self._columns: dict[str, list[object]] = {c: [] for c in POINT_COLUMNS}
-        self._runs: list[PlainRun] = []
-        self._run_points = 0
+        self._runs = PlainRuns([], array.array("q"), array.array("d"))
         # (org_id, series_id) -> (metric, tags) of every series a point of this batch belongs to.
         self.series: dict[tuple[int, int], tuple[str, tuple[str, ...]]] = {}
 
     def __len__(self) -> int:
-        return len(self._columns["time_ms"]) + self._run_points
+        return len(self._columns["time_ms"]) + len(self._runs.times_ms)
 
     def add_series(self, org_id: int, metric: str, tags: tuple[str, ...]) -> int:
         """Register a series (tags normalized) and return its id, for the points that follow."""
@@ -242,71 +245,64 @@ class PointBatch:
         unit: str | None = None,
     ) -> None:
         """Plain points (a value each, nothing else) of one series: what most senders send, and much
-        cheaper than `add` per point. The batch keeps the lists: the caller must not change them."""
-        if len(values) != len(times_ms):
+        cheaper than `add` per point (one header for the run, its numbers copied into flat buffers)."""
+        n = len(times_ms)
+        if len(values) != n:
             raise ValueError("times_ms and values differ in length")
-        if not times_ms:
+        if not n:
             return
+        runs = self._runs
+        runs.times_ms.extend(times_ms)
+        runs.values.extend(values)
         temporality_value = None if temporality is None else temporality.value
-        self._runs.append(
-            (
-                org_id,
-                series_id,
-                kind.value,
-                interval_ms,
-                temporality_value,
-                monotonic,
-                unit or None,
-                times_ms,
-                values,
-            )
+        runs.headers.append(
+            (org_id, series_id, kind.value, interval_ms, temporality_value, monotonic, unit or None, n)
         )
-        self._run_points += len(times_ms)
 
     def extend(self, other: PointBatch) -> None:
         for key, value in other.series.items():
             self.series.setdefault(key, value)
         for name, column in self._columns.items():
             column.extend(other._columns[name])
-        self._runs.extend(other._runs)
-        self._run_points += other._run_points
+        mine, theirs = self._runs, other._runs
+        mine.headers.extend(theirs.headers)
+        mine.times_ms.extend(theirs.times_ms)
+        mine.values.extend(theirs.values)
 
-    def parts(self) -> tuple[dict[str, list[object]], list[PlainRun]]:
+    def parts(self) -> tuple[dict[str, list[object]], PlainRuns]:
         """The point-by-point columns and the plain runs, as kept (not to be changed)."""
         return self._columns, self._runs
 
     def columns(self) -> dict[str, list[object]]:
         """Every point column by name: the plain runs are moved into the columns first."""
-        if self._runs:
+        runs = self._runs
+        if runs.headers:
             columns = self._columns
-            for org_id, sid, kind, interval_ms, temporality, monotonic, unit, times, values in self._runs:
-                n = len(times)
+            columns["time_ms"].extend(runs.times_ms.tolist())
+            columns["value"].extend(runs.values.tolist())
+            for org_id, sid, kind, interval_ms, temporality, monotonic, unit, n in runs.headers:
                 none: list[object] = [None] * n
                 columns["org_id"].extend([org_id] * n)
                 columns["series_id"].extend([sid] * n)
-                columns["time_ms"].extend(times)
                 columns["kind"].extend([kind] * n)
-                columns["value"].extend(values)
                 for name in ("count", "min", "max", "bounds", "bucket_counts", "samples", "start_time_ms"):
                     columns[name].extend(none)
                 columns["interval_ms"].extend([interval_ms] * n)
                 columns["temporality"].extend([temporality] * n)
                 columns["monotonic"].extend([monotonic] * n)
                 columns["unit"].extend([unit] * n)
-            self._runs = []
-            self._run_points = 0
+            self._runs = PlainRuns([], array.array("q"), array.array("d"))
         return self._columns
 
     @classmethod
     def from_parts(
         cls,
         columns: dict[str, list[object]],
-        runs: list[PlainRun],
+        runs: PlainRuns,
         series: dict[tuple[int, int], tuple[str, tuple[str, ...]]],
     ) -> PointBatch:
         batch = cls()
         batch._columns = {c: columns[c] for c in POINT_COLUMNS}
         batch._runs = runs
-        batch._run_points = sum(len(run[7]) for run in runs)
         batch.series = series
         return batch

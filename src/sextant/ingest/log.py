@@ -13,6 +13,7 @@ so never acknowledged) ends the replay.
 
 from __future__ import annotations
 
+import array
 import itertools
 import logging
 import os
@@ -25,7 +26,7 @@ from pathlib import Path
 import msgspec
 
 from sextant.core.events import EventBatch
-from sextant.core.metrics import PointBatch
+from sextant.core.metrics import PlainRuns, PointBatch
 
 log = logging.getLogger("sextant.ingest")
 
@@ -81,7 +82,9 @@ def encode_batch(batch: LoggedBatch, first_event_id: int) -> bytes:
         return _encode((first_event_id, event_columns, array_paths))
     series = [(org, sid, metric, list(tags)) for (org, sid), (metric, tags) in points.series.items()]
     columns, runs = points.parts()
-    return _encode((first_event_id, event_columns, array_paths, columns, series, runs))
+    # Run buffers as raw bytes: the log is read back only on the machine that wrote it.
+    plain = (runs.headers, runs.times_ms.tobytes(), runs.values.tobytes())
+    return _encode((first_event_id, event_columns, array_paths, columns, series, plain))
 
 
 def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:
@@ -96,10 +99,11 @@ def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:
         events.array_paths = set(array_paths)
         batch.events = events
     if len(parts) > 3:
-        point_columns, series, runs = parts[3], parts[4], parts[5]
+        point_columns, series, (headers, times, values) = parts[3], parts[4], parts[5]
+        runs = PlainRuns([tuple(h) for h in headers], array.array("q", times), array.array("d", values))
         batch.points = PointBatch.from_parts(
             point_columns,
-            [tuple(run) for run in runs],
+            runs,
             {(org, sid): (metric, tuple(tags)) for org, sid, metric, tags in series},
         )
     return batch, first_event_id

@@ -217,8 +217,7 @@ class _Translation:
             raise InvalidSeries(f"series[{index}]: {known}")
         sid, normalized = known
         if has_points:
-            # What PointBatch.add_series does, without hashing the series again.
-            self.batch.series.setdefault((self.org_id, sid), (metric, normalized))
+            self.batch.register_series(self.org_id, sid, metric, normalized)
         return sid
 
     def check_times(self, index: int, times_ms: list[int], seconds: Sequence[float]) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from sextant.core.metrics import PlainRun, PointBatch
+from sextant.core.metrics import PlainRuns, PointBatch
 from sextant.query.metrics import SeriesQuery
 from sextant.series.buckets import bucket_times
 from sextant.series.frame import SeriesFrame
@@ -77,28 +75,29 @@ def _points_table(batch: PointBatch) -> pa.Table:
                 [pa.array(columns[f.name], f.type) for f in _POINT_SCHEMA], schema=_POINT_SCHEMA
             )
         )
-    if runs:
+    if runs.headers:
         tables.append(_runs_table(runs))
     if not tables:
         return _POINT_SCHEMA.empty_table()
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
-def _runs_table(runs: list[PlainRun]) -> pa.Table:
-    lengths = np.fromiter((len(run[7]) for run in runs), dtype=np.int64, count=len(runs))
+def _runs_table(runs: PlainRuns) -> pa.Table:
+    headers = runs.headers
+    lengths = np.fromiter((h[7] for h in headers), dtype=np.int64, count=len(headers))
     n = int(lengths.sum())
+    # Which run each point belongs to: the per-run fields are taken once per point with it.
+    owner = pa.array(np.repeat(np.arange(len(headers)), lengths))
 
     def repeated(position: int, arrow_type: pa.DataType) -> pa.Array:
-        per_run = pa.array([run[position] for run in runs], arrow_type)
-        # Arrow's take repeats each run's value (nulls included) once per point of the run.
-        return per_run.take(pa.array(np.repeat(np.arange(len(runs)), lengths)))
+        return pa.array([h[position] for h in headers], arrow_type).take(owner)
 
     arrays = {
         "org_id": repeated(0, pa.int32()),
-        "series_id": pa.array(np.repeat(np.array([run[1] for run in runs], dtype=np.uint64), lengths)),
-        "time_ms": pa.array(list(itertools.chain.from_iterable(run[7] for run in runs)), pa.int64()),
+        "series_id": pa.array(np.repeat(np.array([h[1] for h in headers], dtype=np.uint64), lengths)),
+        "time_ms": pa.array(np.frombuffer(runs.times_ms, dtype=np.int64)),
         "kind": repeated(2, pa.string()),
-        "value": pa.array(list(itertools.chain.from_iterable(run[8] for run in runs)), pa.float64()),
+        "value": pa.array(np.frombuffer(runs.values, dtype=np.float64)),
         "interval_ms": repeated(3, pa.int64()),
         "temporality": repeated(4, pa.string()),
         "monotonic": repeated(5, pa.bool_()),
