@@ -10,7 +10,7 @@ install: $(STAMP)
 
 # The editable install also compiles the C extensions into src/ (so PYTHONPATH=src finds them too): a
 # change to their source must install again.
-$(STAMP): pyproject.toml $(wildcard src/sextant/*/*.c)
+$(STAMP): pyproject.toml $(wildcard src/sextant/*/*.c src/sextant/*/*/*.c)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sextant needs Python 3.11 or newer (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -147,12 +147,23 @@ def serve(
             help="Events accepted but not yet in the store; past this, intakes answer 503 with Retry-After.",
         ),
     ] = Limits().write_queue_events,
+    max_queued_points: Annotated[
+        int,
+        typer.Option(
+            envvar="SEXTANT_MAX_QUEUED_POINTS",
+            min=1,
+            help="Metric points accepted but not yet in the store; past this, metric intakes answer 503 "
+            "with Retry-After.",
+        ),
+    ] = Limits().write_queue_points,
 ) -> None:
     """Start the server on the embedded DuckDB store. SIGTERM or Ctrl-C commits pending writes and exits."""
     from sextant.server import serve as run
     from sextant.storage.duckdb.store import StoreBusy
 
-    limits = dataclasses.replace(Limits(), write_queue_events=max_queued_events)
+    limits = dataclasses.replace(
+        Limits(), write_queue_events=max_queued_events, write_queue_points=max_queued_points
+    )
     try:
         run(Settings(data_dir=data_dir, host=host, port=port, access_log=access_log, limits=limits))
     except StoreBusy as exc:

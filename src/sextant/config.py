@@ -18,6 +18,8 @@ class Limits:
     json_depth: int = 32
     # Events accepted but not yet in the store. Past this the intakes answer 503 with Retry-After.
     write_queue_events: int = 200_000
+    # Metric points accepted but not yet in the store (a plain point takes a few dozen bytes meanwhile).
+    write_queue_points: int = 2_000_000
     # Events in one commit: large enough to amortize the fsync, small enough to bound commit latency.
     commit_events: int = 50_000
     # Datadog documents these for POST /api/v2/series (500 KB compressed, 5 MB decompressed) and

@@ -73,6 +73,7 @@ def open_runtime(settings: Settings) -> Runtime:
         store,
         IngestLog(settings.ingest_log_dir),
         max_queued_events=settings.limits.write_queue_events,
+        max_queued_points=settings.limits.write_queue_points,
         max_commit_events=settings.limits.commit_events,
     )
     return Runtime(settings, directory, store, writer, bootstrapped)

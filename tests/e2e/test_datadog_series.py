@@ -784,6 +784,12 @@ INVALID: list[tuple[str, str, Callable[[], Any], str]] = [
         lambda: _v1(points=[[now_s(), 1], [now_s() - 460 * DAY_S, 1]]),
         "series[0].points[1].timestamp:",
     ),
+    (
+        "v1 timestamp past any time",
+        V1,
+        lambda: _v1(points=[[now_s(), 1], [1.7e308, 1]]),
+        "series[0].points[1].timestamp: 1.7e+308 is not a time in epoch seconds",
+    ),
     ("v1 host number", V1, lambda: _v1(host=1), "series[0].host: Expected `str | null`, got `int`"),
     ("v1 tag empty", V1, lambda: _v1(tags=[""]), "series[0]: has an empty tag"),
     ("v1 interval negative", V1, lambda: _v1(type="count", interval=-1), "series[0].interval"),
@@ -972,7 +978,7 @@ def test_v1_limits_are_3200000_bytes_and_62_mib_decompressed(
 
 def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    running = start_server(data_dir, "--max-queued-events", "1000")
+    running = start_server(data_dir, "--max-queued-points", "1000")
     try:
         org = provision(data_dir, "busy")
         t = now_s()

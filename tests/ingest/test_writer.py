@@ -126,3 +126,34 @@ def test_logged_points_are_recovered_once(tmp_path: Path) -> None:
     assert [p["value"] for p in store.read_points(1, "m", 0, now + 2, 5.0).to_pylist()] == [1.0, 2.0]
     store.close()
     assert len(stored_events(tmp_path)) == 1
+
+
+def test_points_and_events_have_separate_bounds(tmp_path: Path) -> None:
+    """A backlog of metric points does not refuse events, and the other way round."""
+    from tests.storage.test_metric_tables import gauge_batch
+
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    now = now_ms()
+
+    async def scenario() -> tuple[int, int]:
+        writer = GroupCommitWriter(
+            store,
+            IngestLog(tmp_path / "log"),
+            max_queued_events=10,
+            max_commit_events=10,
+            max_queued_points=5,
+        )
+        writer.start()
+        writes = [writer.write(gauge_batch(1, "m", [], [(now - k, 1.0) for k in range(5)]))]
+        with pytest.raises(WriteQueueFull):
+            writer.write(gauge_batch(1, "m", [], [(now, 1.0)]))
+        writes.append(writer.write(batch_of([now] * 10)))  # events still go in
+        with pytest.raises(WriteQueueFull):
+            writer.write(batch_of([now]))
+        await asyncio.gather(*writes)
+        await writer.stop()
+        return writer._queued, writer._queued_points
+
+    assert asyncio.run(scenario()) == (0, 0)  # everything stored: both tallies back to zero
+    assert store.read_points(1, "m", 0, now + 1, 5.0).num_rows == 5
+    store.close()

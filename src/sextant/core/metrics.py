@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import array
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -118,14 +118,22 @@ POINT_COLUMNS = (
 RunHeader = tuple[int, int, str, int | None, str | None, bool | None, str | None, int]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PlainRuns:
     """The plain runs of a batch: a header per run, and every run's times (int64 ms) and values
-    (float64) back to back, in native byte order."""
+    (float64) back to back, in native byte order (bytearrays, so that native code can append to them)."""
 
     headers: list[RunHeader]
-    times_ms: array.array[int]
-    values: array.array[float]
+    times_ms: bytearray
+    values: bytearray
+
+    @classmethod
+    def empty(cls) -> PlainRuns:
+        return cls([], bytearray(), bytearray())
+
+    @property
+    def points(self) -> int:
+        return len(self.times_ms) // 8
 
 
 _T = TypeVar("_T")
@@ -173,12 +181,12 @@ class PointBatch:
 
     def __init__(self) -> None:
         self._columns: dict[str, list[object]] = {c: [] for c in POINT_COLUMNS}
-        self._runs = PlainRuns([], array.array("q"), array.array("d"))
+        self._runs = PlainRuns.empty()
         # (org_id, series_id) -> (metric, tags) of every series a point of this batch belongs to.
         self.series: dict[tuple[int, int], tuple[str, tuple[str, ...]]] = {}
 
     def __len__(self) -> int:
-        return len(self._columns["time_ms"]) + len(self._runs.times_ms)
+        return len(self._columns["time_ms"]) + self._runs.points
 
     def add_series(self, org_id: int, metric: str, tags: tuple[str, ...]) -> int:
         """Register a series (tags normalized) and return its id, for the points that follow."""
@@ -252,12 +260,37 @@ class PointBatch:
         if not n:
             return
         runs = self._runs
-        runs.times_ms.extend(times_ms)
-        runs.values.extend(values)
+        runs.times_ms += array.array("q", times_ms)
+        runs.values += array.array("d", values)
         temporality_value = None if temporality is None else temporality.value
         runs.headers.append(
             (org_id, series_id, kind.value, interval_ms, temporality_value, monotonic, unit or None, n)
         )
+
+    def add_filled(
+        self,
+        fill: Callable[..., int],
+        fill_args: tuple[object, ...],
+        *,
+        org_id: int,
+        series_id: int,
+        kind: MetricKind,
+        interval_ms: int | None = None,
+        temporality: Temporality | None = None,
+        monotonic: bool | None = None,
+        unit: str | None = None,
+    ) -> int:
+        """Plain points of one series written by `fill(times, values, *fill_args)` straight into the run
+        buffers (native int64 ms, float64 values); `fill` returns how many it appended, or -1, having
+        appended nothing, when it cannot. Returns what `fill` returned."""
+        runs = self._runs
+        n: int = fill(runs.times_ms, runs.values, *fill_args)
+        if n > 0:
+            temporality_value = None if temporality is None else temporality.value
+            runs.headers.append(
+                (org_id, series_id, kind.value, interval_ms, temporality_value, monotonic, unit or None, n)
+            )
+        return n
 
     def extend(self, other: PointBatch) -> None:
         for key, value in other.series.items():
@@ -266,8 +299,8 @@ class PointBatch:
             column.extend(other._columns[name])
         mine, theirs = self._runs, other._runs
         mine.headers.extend(theirs.headers)
-        mine.times_ms.extend(theirs.times_ms)
-        mine.values.extend(theirs.values)
+        mine.times_ms += theirs.times_ms
+        mine.values += theirs.values
 
     def parts(self) -> tuple[dict[str, list[object]], PlainRuns]:
         """The point-by-point columns and the plain runs, as kept (not to be changed)."""
@@ -278,8 +311,8 @@ class PointBatch:
         runs = self._runs
         if runs.headers:
             columns = self._columns
-            columns["time_ms"].extend(runs.times_ms.tolist())
-            columns["value"].extend(runs.values.tolist())
+            columns["time_ms"].extend(array.array("q", runs.times_ms).tolist())
+            columns["value"].extend(array.array("d", runs.values).tolist())
             for org_id, sid, kind, interval_ms, temporality, monotonic, unit, n in runs.headers:
                 none: list[object] = [None] * n
                 columns["org_id"].extend([org_id] * n)
@@ -291,7 +324,7 @@ class PointBatch:
                 columns["temporality"].extend([temporality] * n)
                 columns["monotonic"].extend([monotonic] * n)
                 columns["unit"].extend([unit] * n)
-            self._runs = PlainRuns([], array.array("q"), array.array("d"))
+            self._runs = PlainRuns.empty()
         return self._columns
 
     @classmethod

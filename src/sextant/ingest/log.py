@@ -13,7 +13,6 @@ so never acknowledged) ends the replay.
 
 from __future__ import annotations
 
-import array
 import itertools
 import logging
 import os
@@ -83,7 +82,7 @@ def encode_batch(batch: LoggedBatch, first_event_id: int) -> bytes:
     series = [(org, sid, metric, list(tags)) for (org, sid), (metric, tags) in points.series.items()]
     columns, runs = points.parts()
     # Run buffers as raw bytes: the log is read back only on the machine that wrote it.
-    plain = (runs.headers, runs.times_ms.tobytes(), runs.values.tobytes())
+    plain = (runs.headers, bytes(runs.times_ms), bytes(runs.values))
     return _encode((first_event_id, event_columns, array_paths, columns, series, plain))
 
 
@@ -100,7 +99,7 @@ def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:
         batch.events = events
     if len(parts) > 3:
         point_columns, series, (headers, times, values) = parts[3], parts[4], parts[5]
-        runs = PlainRuns([tuple(h) for h in headers], array.array("q", times), array.array("d", values))
+        runs = PlainRuns([tuple(h) for h in headers], bytearray(times), bytearray(values))
         batch.points = PointBatch.from_parts(
             point_columns,
             runs,

@@ -98,11 +98,18 @@ def recover(store: Backend, ingest_log: IngestLog) -> int:
 
 class GroupCommitWriter:
     def __init__(
-        self, store: Backend, ingest_log: IngestLog, *, max_queued_events: int, max_commit_events: int
+        self,
+        store: Backend,
+        ingest_log: IngestLog,
+        *,
+        max_queued_events: int,
+        max_commit_events: int,
+        max_queued_points: int = 2_000_000,
     ) -> None:
         self._store = store
         self._log = ingest_log
         self._max_queued = max_queued_events
+        self._max_queued_points = max_queued_points
         self._max_commit = max_commit_events
         # Event-loop side, touched by the loop thread only: groups not yet written (the last one is open),
         # and the group whose record is being synced.
@@ -112,8 +119,10 @@ class GroupCommitWriter:
         self._drained: asyncio.Future[None] | None = None
         self._synced_r, self._synced_w = os.pipe()
         self._syncer: Syncer | None = None
-        # Events and points accepted but not yet in the store; bounded by max_queued_events.
+        # Events, and metric points, accepted but not yet in the store; each kind has its bound (a plain
+        # point takes a few dozen bytes until it is stored, an event about a kilobyte).
         self._queued = 0
+        self._queued_points = 0
         self._lock = threading.Lock()
         self._loaded = threading.Condition(self._lock)
         self._to_load: deque[_Logged] = deque()
@@ -154,9 +163,14 @@ class GroupCommitWriter:
         if self._stopping:
             raise WriterStopped()
         with self._lock:
-            if self._queued + n > self._max_queued and self._queued > 0:
-                raise WriteQueueFull()
-            self._queued += n
+            if isinstance(batch, PointBatch):
+                if self._queued_points + n > self._max_queued_points and self._queued_points > 0:
+                    raise WriteQueueFull()
+                self._queued_points += n
+            else:
+                if self._queued + n > self._max_queued and self._queued > 0:
+                    raise WriteQueueFull()
+                self._queued += n
         groups = self._groups
         group = groups[-1] if groups else None
         if group is None or len(group.batch) >= self._max_commit:
@@ -200,7 +214,7 @@ class GroupCommitWriter:
                 fd = self._log.write(seq, encode_batch(batch, first_id))
             except Exception as exc:  # reported to the group's requests; the writer keeps going
                 log.exception("appending %d events and points to the ingest log failed", len(batch))
-                self._release(group, len(batch), exc)
+                self._release(group, batch, exc)
                 continue
             # The record is in the log file now, durable or not: never reuse its numbers.
             self._next_seq += 1
@@ -225,19 +239,18 @@ class GroupCommitWriter:
         if errno_value:
             exc = OSError(errno_value, os.strerror(errno_value))
             log.error("syncing %d events and points to the ingest log failed: %s", len(logged.batch), exc)
-            self._release(group, len(logged.batch), exc)
+            self._release(group, logged.batch, exc)
         else:
             self.commits += 1
             with self._lock:
                 self._to_load.append(logged)
                 self._loaded.notify_all()
-            self._release(group, 0, None)
+            self._release(group, None, None)
         self._write_next()
 
-    def _release(self, group: _Group, unqueue: int, error: BaseException | None) -> None:
-        if unqueue:
-            with self._lock:
-                self._queued -= unqueue
+    def _release(self, group: _Group, unqueue: LoggedBatch | None, error: BaseException | None) -> None:
+        if unqueue is not None:
+            self._unqueue(unqueue)
         for future in group.futures:
             if future.done():
                 continue
@@ -296,8 +309,12 @@ class GroupCommitWriter:
             )
             return
         self._log.prune(groups[-1].seq)
+        self._unqueue(batch)
+
+    def _unqueue(self, batch: LoggedBatch) -> None:
         with self._lock:
-            self._queued -= len(batch)
+            self._queued -= batch.event_count
+            self._queued_points -= len(batch) - batch.event_count
 
     def _due_sweep(self) -> bool:
         return time.monotonic() - self._last_sweep >= RETENTION_SWEEP_SECONDS

@@ -16,9 +16,9 @@ from sextant.config import Settings
 from sextant.core.metrics import series_id
 from sextant.faces.datadog.metrics_intake import (
     InvalidSeries,
-    MetricPayload,
     SeriesIds,
     _decoder,
+    _RawPointsPayload,
     _translate_v2,
 )
 from sextant.server import build_app, open_runtime
@@ -82,7 +82,7 @@ def test_series_ids_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_series_without_points_is_checked_but_not_registered() -> None:
-    translate = _decoder(MetricPayload, _translate_v2, SeriesIds())
+    translate = _decoder(_RawPointsPayload, _translate_v2, SeriesIds())
     now = int(time.time() * 1000)
     body = {
         "series": [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -37,6 +38,7 @@ from sextant.core.timeutil import FUTURE_TOLERANCE_MS, now_ms, retention_floor_m
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply
 from sextant.edge.requests import request_id
+from sextant.faces.datadog._points import parse_objects, parse_pairs
 from sextant.faces.datadog.auth import API_KEY_HEADER, AuthFailure, require_api_key
 from sextant.faces.datadog.errors import APIErrorResponse, api_error
 from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
@@ -137,6 +139,26 @@ class DistributionPointsPayload(msgspec.Struct, gc=False):
     series: list[DistributionPointsSeries]
 
 
+# What the intakes decode: the documented shapes above, with each series' points kept as raw JSON for the
+# native parser (sextant/faces/datadog/_points.c). Series it cannot take are decoded with the shapes above.
+
+
+class _RawPointsSeries(MetricSeries, gc=False):
+    points: msgspec.Raw  # type: ignore[assignment]
+
+
+class _RawPointsPayload(msgspec.Struct, gc=False):
+    series: list[_RawPointsSeries]
+
+
+class _RawPointsSeriesV1(Series, gc=False):
+    points: msgspec.Raw  # type: ignore[assignment]
+
+
+class _RawPointsPayloadV1(msgspec.Struct, gc=False):
+    series: list[_RawPointsSeriesV1]
+
+
 class IntakePayloadAccepted(msgspec.Struct):
     """What `POST /api/v2/series` answers: always an empty list (a refusal is a 4xx)."""
 
@@ -151,7 +173,7 @@ class IntakeStatusAccepted(msgspec.Struct):
 
 # --- translation ------------------------------------------------------------------------------------------
 
-_P = TypeVar("_P", MetricPayload, MetricsPayload, DistributionPointsPayload)
+_P = TypeVar("_P", _RawPointsPayload, _RawPointsPayloadV1, DistributionPointsPayload)
 # Body, organization and the time of the request -> the batch to write.
 _Translator = Callable[[bytes, int, int], PointBatch]
 
@@ -209,16 +231,16 @@ class _Translation:
         self.floor = retention_floor_ms(now)
         self.ceiling = now + FUTURE_TOLERANCE_MS
 
-    def series(self, index: int, metric: str, tags: tuple[str, ...], has_points: bool) -> int:
-        """The series' id, once it is known to be valid; registered in the batch if it has points (a
-        series is stored with its first point, never alone)."""
+    def series(self, index: int, metric: str, tags: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:
+        """The series' id and normalized tags, once it is known to be valid."""
         known = self.ids.get(metric, tags)
         if isinstance(known, str):
             raise InvalidSeries(f"series[{index}]: {known}")
-        sid, normalized = known
-        if has_points:
-            self.batch.register_series(self.org_id, sid, metric, normalized)
-        return sid
+        return known
+
+    def register(self, metric: str, known: tuple[int, tuple[str, ...]]) -> None:
+        """Once a series has points in the batch (a series is stored with its first point, never alone)."""
+        self.batch.register_series(self.org_id, known[0], metric, known[1])
 
     def check_times(self, index: int, times_ms: list[int], seconds: Sequence[float]) -> None:
         # min/max over the list instead of a check per point; the loop only runs to name a bad point.
@@ -255,47 +277,110 @@ def _resource_tags(index: int, series: MetricSeries) -> tuple[str, ...]:
     return (*tags, *[f"{r.type}:{r.name}" for r in series.resources])
 
 
-def _translate_v2(payload: MetricPayload, run: _Translation) -> PointBatch:
+_decode_v2_points = msgspec.json.Decoder(list[MetricPoint]).decode
+_decode_v1_points = msgspec.json.Decoder(list[tuple[float, float]]).decode
+
+
+def _raw_points_error(index: int, message: str) -> InvalidSeries:
+    return InvalidSeries(
+        f"Invalid payload: {_located(message.replace('`$', f'`$.series[{index}].points', 1))}"
+    )
+
+
+def _translate_v2(payload: _RawPointsPayload, run: _Translation) -> PointBatch:
     org_id = run.org_id
-    add = run.batch.add_values
+    batch = run.batch
+    floor, ceiling = run.floor, run.ceiling
     for i, series in enumerate(payload.series):
         kind, temporality = _V2_KINDS[series.type]
-        sid = run.series(i, series.metric, _resource_tags(i, series), bool(series.points))
+        raw = series.points
         interval_ms = run.interval_ms(i, kind, series.interval)
-        points = series.points
+        known = run.series(i, series.metric, _resource_tags(i, series))
+        sid = known[0]
+        filled = batch.add_filled(
+            parse_objects,
+            (raw, floor, ceiling),
+            org_id=org_id,
+            series_id=sid,
+            kind=kind,
+            interval_ms=interval_ms,
+            temporality=temporality,
+            unit=series.unit,
+        )
+        if filled >= 0:
+            if filled:
+                run.register(series.metric, known)
+            continue
+        # Not for the native parser: decode the points as documented, which also says what is wrong.
+        try:
+            points = _decode_v2_points(raw)
+        except msgspec.ValidationError as exc:
+            raise _raw_points_error(i, str(exc)) from None
         if not points:
             continue
         seconds = [p.timestamp for p in points]
         times = [t * 1000 for t in seconds]
         run.check_times(i, times, seconds)
-        add(
+        values = [p.value for p in points]
+        batch.add_values(
             org_id=org_id,
             series_id=sid,
             kind=kind,
             times_ms=times,
-            values=[p.value for p in points],
+            values=values,
             interval_ms=interval_ms,
             temporality=temporality,
             unit=series.unit,
         )
-    return run.batch
+        run.register(series.metric, known)
+    return batch
 
 
-def _translate_v1(payload: MetricsPayload, run: _Translation) -> PointBatch:
+def _v1_times(index: int, seconds: Sequence[float]) -> list[int]:
+    """Epoch seconds (v1 allows a fraction) as milliseconds, rounded so that 1700000000.123 is
+    1700000000123, not ...122."""
+    try:
+        return [round(t * 1000) for t in seconds]
+    except OverflowError:
+        k = next(k for k, t in enumerate(seconds) if not math.isfinite(t * 1000))
+        raise InvalidSeries(
+            f"series[{index}].points[{k}].timestamp: {seconds[k]} is not a time in epoch seconds"
+        ) from None
+
+
+def _translate_v1(payload: _RawPointsPayloadV1, run: _Translation) -> PointBatch:
     org_id = run.org_id
-    add = run.batch.add_values
+    batch = run.batch
+    floor, ceiling = run.floor, run.ceiling
     for i, series in enumerate(payload.series):
         kind, temporality = _V1_KINDS[series.type]
-        sid = run.series(i, series.metric, _host_tags(series.host, series.tags), bool(series.points))
+        raw = series.points
         interval_ms = run.interval_ms(i, kind, series.interval)
-        points = series.points
+        known = run.series(i, series.metric, _host_tags(series.host, series.tags))
+        sid = known[0]
+        filled = batch.add_filled(
+            parse_pairs,
+            (raw, floor, ceiling),
+            org_id=org_id,
+            series_id=sid,
+            kind=kind,
+            interval_ms=interval_ms,
+            temporality=temporality,
+        )
+        if filled >= 0:
+            if filled:
+                run.register(series.metric, known)
+            continue
+        try:
+            points = _decode_v1_points(raw)
+        except msgspec.ValidationError as exc:
+            raise _raw_points_error(i, str(exc)) from None
         if not points:
             continue
         seconds, values = zip(*points, strict=True)
-        # Seconds may carry a fraction; round so that 1700000000.123 is 1700000000123 ms, not ...122.
-        times = [round(t * 1000) for t in seconds]
+        times = _v1_times(i, seconds)
         run.check_times(i, times, seconds)
-        add(
+        batch.add_values(
             org_id=org_id,
             series_id=sid,
             kind=kind,
@@ -304,15 +389,19 @@ def _translate_v1(payload: MetricsPayload, run: _Translation) -> PointBatch:
             interval_ms=interval_ms,
             temporality=temporality,
         )
-    return run.batch
+        run.register(series.metric, known)
+    return batch
 
 
 def _translate_distributions(payload: DistributionPointsPayload, run: _Translation) -> PointBatch:
     batch = run.batch
     for i, series in enumerate(payload.series):
-        sid = run.series(i, series.metric, _host_tags(series.host, series.tags), bool(series.points))
+        known = run.series(i, series.metric, _host_tags(series.host, series.tags))
+        sid = known[0]
+        if series.points:
+            run.register(series.metric, known)
         seconds = [t for t, _ in series.points]
-        times = [round(t * 1000) for t in seconds]
+        times = _v1_times(i, seconds)
         run.check_times(i, times, seconds)
         for k, (time_ms, (_, values)) in enumerate(zip(times, series.points, strict=True)):
             if not values:
@@ -401,7 +490,7 @@ class DatadogMetricsIntake:
             (
                 _Route(
                     SERIES_V2_PATH,
-                    _decoder(MetricPayload, _translate_v2, ids),
+                    _decoder(_RawPointsPayload, _translate_v2, ids),
                     limits.series_v2_body_bytes,
                     limits.series_v2_decoded_bytes,
                     allow_zstd=True,
@@ -415,7 +504,7 @@ class DatadogMetricsIntake:
             (
                 _Route(
                     SERIES_V1_PATH,
-                    _decoder(MetricsPayload, _translate_v1, ids),
+                    _decoder(_RawPointsPayloadV1, _translate_v1, ids),
                     limits.series_v1_body_bytes,
                     limits.series_v1_decoded_bytes,
                     allow_zstd=False,

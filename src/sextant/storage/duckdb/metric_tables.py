@@ -126,36 +126,54 @@ class MetricTables:
         con = self._con
         points = _points_table(batch)
         keys = list(batch.series)
-        series = pa.Table.from_arrays(
+        # Every series of the batch by name, for metric_names; the tags only of series never stored.
+        names = pa.Table.from_arrays(
             [
                 pa.array([org for org, _ in keys], pa.int32()),
                 pa.array([sid for _, sid in keys], pa.uint64()),
                 pa.array([batch.series[k][0] for k in keys], pa.string()),
-                pa.array([list(batch.series[k][1]) for k in keys], pa.list_(pa.string())),
             ],
-            schema=_SERIES_SCHEMA,
+            names=["org_id", "series_id", "metric"],
         )
+        new = [k for k in keys if k not in self._known]
         con.register("incoming_points", points)
-        con.register("incoming_series", series)
+        con.register("incoming_series", names)
         try:
             con.execute(
                 "INSERT INTO metric_points BY NAME SELECT * REPLACE "
                 "(kind::metric_kind AS kind, temporality::metric_temporality AS temporality) "
                 "FROM incoming_points"
             ).fetchall()
-            new = [k for k in keys if k not in self._known]
             if new:
-                con.execute(
-                    "INSERT INTO metric_series SELECT s.org_id, s.series_id, s.metric, s.tags, ? "
-                    "FROM incoming_series AS s "
-                    "ANTI JOIN metric_series AS m ON m.org_id = s.org_id AND m.series_id = s.series_id",
-                    [now_ms],
-                ).fetchall()
-                self._pending.update(new)
+                self._insert_series(batch, new, now_ms)
             con.execute(_UPSERT_NAMES).fetchall()
         finally:
             con.unregister("incoming_points")
             con.unregister("incoming_series")
+
+    def _insert_series(self, batch: PointBatch, new: list[tuple[int, int]], now_ms: int) -> None:
+        con = self._con
+        table = pa.Table.from_arrays(
+            [
+                pa.array([org for org, _ in new], pa.int32()),
+                pa.array([sid for _, sid in new], pa.uint64()),
+                pa.array([batch.series[k][0] for k in new], pa.string()),
+                pa.array([list(batch.series[k][1]) for k in new], pa.list_(pa.string())),
+            ],
+            schema=_SERIES_SCHEMA,
+        )
+        con.register("new_series", table)
+        try:
+            # The anti join keeps a series stored by an earlier, replayed load from being stored twice.
+            con.execute(
+                "INSERT INTO metric_series SELECT s.org_id, s.series_id, s.metric, s.tags, ? "
+                "FROM new_series AS s "
+                "ANTI JOIN metric_series AS m ON m.org_id = s.org_id AND m.series_id = s.series_id",
+                [now_ms],
+            ).fetchall()
+        finally:
+            con.unregister("new_series")
+        self._pending.update(new)
 
     def committed(self) -> None:
         self._known |= self._pending
