@@ -157,3 +157,38 @@ def test_points_and_events_have_separate_bounds(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == (0, 0)  # everything stored: both tallies back to zero
     assert store.read_points(1, "m", 0, now + 1, 5.0).num_rows == 5
     store.close()
+
+
+def test_a_series_is_defined_in_the_log_once_and_recovered_from_the_store(tmp_path: Path) -> None:
+    from sextant.ingest.log import decode_batch
+    from tests.storage.test_metric_tables import gauge_batch
+
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    now = now_ms()
+
+    async def scenario() -> None:
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=100, max_commit_events=100
+        )
+        writer.start()
+        for k in range(3):
+            await writer.write(gauge_batch(1, "m", ["a:1"], [(now - 10 + k, float(k))]))
+        await writer.stop()
+
+    asyncio.run(scenario())
+    records = [decode_batch(payload)[0] for _, payload in IngestLog(tmp_path / "log").replay(0)]
+    assert [len(r.points.series) for r in records if r.points is not None] == [1, 0, 0]
+    # A crash after the first record was stored: the later ones are replayed without the definition,
+    # which the store has.
+    store._con.execute("DELETE FROM metric_points WHERE time_ms > ?", [now - 10]).fetchall()
+    store._con.execute("UPDATE ingest_state SET loaded_log_seq = 1").fetchall()
+    store.close()
+    reopened = DuckDBStore(tmp_path / "sextant.duckdb")
+    from sextant.ingest.writer import recover
+
+    recover(reopened, IngestLog(tmp_path / "log"))
+    rows = reopened.read_points(1, "m", 0, now + 1, 5.0).to_pylist()
+    assert [r["value"] for r in rows] == [0.0, 1.0, 2.0] and {tuple(r["tags"]) for r in rows} == {("a:1",)}
+    (name,) = reopened.metric_names(1, 5.0).to_pylist()
+    assert name["last_seen_ms"] == now - 8  # the replayed points counted for the metric too
+    reopened.close()

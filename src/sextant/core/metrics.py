@@ -302,6 +302,13 @@ class PointBatch:
         mine.times_ms += theirs.times_ms
         mine.values += theirs.values
 
+    def referenced_series(self) -> set[tuple[int, int]]:
+        """(org_id, series_id) of every series the batch has points of."""
+        columns, runs = self._columns, self._runs
+        found = set(zip(columns["org_id"], columns["series_id"], strict=True))
+        found.update((h[0], h[1]) for h in runs.headers)
+        return found  # type: ignore[return-value]
+
     def parts(self) -> tuple[dict[str, list[object]], PlainRuns]:
         """The point-by-point columns and the plain runs, as kept (not to be changed)."""
         return self._columns, self._runs

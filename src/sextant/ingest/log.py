@@ -19,7 +19,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -72,18 +72,23 @@ class LoggedBatch:
                 self.add(part)
 
 
-def encode_batch(batch: LoggedBatch, first_event_id: int) -> bytes:
+def encode_batch(
+    batch: LoggedBatch, first_event_id: int, series: Iterable[tuple[int, int]] | None = None
+) -> bytes:
+    """The record of a batch. `series`: the series whose definitions (name and tags) it carries, by default
+    all it has points of; a writer names only those no earlier record defined (see `recover`)."""
     events = batch.events
     event_columns = None if events is None else [getattr(events, c) for c in _EVENT_COLUMNS]
     array_paths = [] if events is None else sorted(events.array_paths)
     points = batch.points
     if points is None:
         return _encode((first_event_id, event_columns, array_paths))
-    series = [(org, sid, metric, list(tags)) for (org, sid), (metric, tags) in points.series.items()]
+    known = points.series
+    defined = [(org, sid, *known[org, sid]) for org, sid in (known if series is None else series)]
     columns, runs = points.parts()
     # Run buffers as raw bytes: the log is read back only on the machine that wrote it.
     plain = (runs.headers, bytes(runs.times_ms), bytes(runs.values))
-    return _encode((first_event_id, event_columns, array_paths, columns, series, plain))
+    return _encode((first_event_id, event_columns, array_paths, columns, defined, plain))
 
 
 def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:

@@ -87,6 +87,12 @@ def recover(store: Backend, ingest_log: IngestLog) -> int:
     replayed = 0
     for seq, payload in ingest_log.replay(last):
         batch, first_event_id = decode_batch(payload)
+        if batch.points is not None:
+            # A record defines only the series no earlier one did; those earlier records are stored by
+            # now (they are replayed in order, and pruned only once stored), so the store knows the rest.
+            points = batch.points
+            missing = points.referenced_series() - points.series.keys()
+            points.series.update(store.series_definitions(missing))
         store_batch(store, batch, first_event_id, seq)
         replayed += len(batch)
         last = seq
@@ -133,6 +139,8 @@ class GroupCommitWriter:
         self._next_seq = recover(store, ingest_log)
         ingest_log.start(self._next_seq)
         self._next_event_id = store.max_event_id() + 1
+        # Series some log record or the store defines: a record carries only the definitions of new ones.
+        self._defined_series: set[tuple[int, int]] = store.known_series()
         self._last_sweep = 0.0
         self.commits = 0
 
@@ -210,13 +218,15 @@ class GroupCommitWriter:
             group = self._groups.popleft()
             batch = group.batch
             seq, first_id = self._next_seq, self._next_event_id
+            new_series = self._new_series(batch)
             try:
-                fd = self._log.write(seq, encode_batch(batch, first_id))
+                fd = self._log.write(seq, encode_batch(batch, first_id, new_series))
             except Exception as exc:  # reported to the group's requests; the writer keeps going
                 log.exception("appending %d events and points to the ingest log failed", len(batch))
                 self._release(group, batch, exc)
                 continue
             # The record is in the log file now, durable or not: never reuse its numbers.
+            self._defined_series.update(new_series)
             self._next_seq += 1
             self._next_event_id += batch.event_count
             self._syncing = _Logged(seq, batch, first_id)
@@ -225,6 +235,12 @@ class GroupCommitWriter:
             return
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
+
+    def _new_series(self, batch: LoggedBatch) -> list[tuple[int, int]]:
+        if batch.points is None:
+            return []
+        defined = self._defined_series
+        return [key for key in batch.points.series if key not in defined]
 
     def _synced(self) -> None:
         """On the loop, when the syncer reports: release the synced group, then write the next one."""

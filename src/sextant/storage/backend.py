@@ -30,6 +30,14 @@ class Backend(Protocol):
         """Store metric points and the series they name that are new, durable when this returns. With
         `log_seq`, the same transaction records it as the last ingest-log record stored."""
 
+    def known_series(self) -> set[tuple[int, int]]:
+        """(org_id, series_id) of every stored series (a copy)."""
+
+    def series_definitions(
+        self, keys: set[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[str, tuple[str, ...]]]:
+        """The name and tags of each of these stored series."""
+
     def read_points(self, org_id: int, metric: str, start_ms: int, end_ms: int, timeout_s: float) -> pa.Table:
         """Every point of `metric` in [start_ms, end_ms): `metric`, `tags`, `series_id`, then the point
         columns of PointBatch, by series and time."""

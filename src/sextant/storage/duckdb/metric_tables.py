@@ -175,6 +175,26 @@ class MetricTables:
             con.unregister("new_series")
         self._pending.update(new)
 
+    def known(self) -> set[tuple[int, int]]:
+        return set(self._known)
+
+    def definitions(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, tuple[str, ...]]]:
+        if not keys:
+            return {}
+        wanted = pa.Table.from_arrays(
+            [pa.array([k[0] for k in keys], pa.int32()), pa.array([k[1] for k in keys], pa.uint64())],
+            names=["org_id", "series_id"],
+        )
+        self._con.register("wanted_series", wanted)
+        try:
+            rows = self._con.execute(
+                "SELECT s.org_id, s.series_id, s.metric, s.tags FROM metric_series AS s "
+                "SEMI JOIN wanted_series AS w ON w.org_id = s.org_id AND w.series_id = s.series_id"
+            ).fetchall()
+        finally:
+            self._con.unregister("wanted_series")
+        return {(int(org), int(sid)): (metric, tuple(tags)) for org, sid, metric, tags in rows}
+
     def committed(self) -> None:
         self._known |= self._pending
         self._pending.clear()

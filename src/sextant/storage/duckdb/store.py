@@ -259,6 +259,14 @@ class DuckDBStore:
                 self._metrics.rolled_back()
             raise
 
+    def known_series(self) -> set[tuple[int, int]]:
+        return self._metrics.known()
+
+    def series_definitions(
+        self, keys: set[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[str, tuple[str, ...]]]:
+        return self._metrics.definitions(keys)
+
     def read_points(self, org_id: int, metric: str, start_ms: int, end_ms: int, timeout_s: float) -> pa.Table:
         with self._snapshot(timeout_s) as (cursor, _):
             return read_points(cursor, org_id, metric, start_ms, end_ms)
