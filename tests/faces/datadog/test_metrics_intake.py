@@ -63,21 +63,39 @@ def test_write_failure_is_a_datadog_500_with_request_id(
     assert any("req-7" in record.getMessage() and path in record.getMessage() for record in caplog.records)
 
 
+def get(ids: SeriesIds, metric: str, tags: tuple[str, ...]) -> tuple[int, tuple[str, ...]] | str:
+    built: list[tuple[str, ...]] = []
+
+    def build() -> tuple[str, ...]:
+        built.append(tags)
+        return tags
+
+    return ids.get((metric, None, tags), build)
+
+
 def test_series_ids_normalize_check_and_remember() -> None:
     ids = SeriesIds()
-    known = ids.get("m", ("b:2", "a:1", "b:2"))
+    known = get(ids, "m", ("b:2", "a:1", "b:2"))
     assert known == (series_id("m", ("a:1", "b:2")), ("a:1", "b:2"))
     # The same series sent with its tags in another order is the same series.
-    assert ids.get("m", ("a:1", "b:2"))[0] == known[0]
-    assert ids.get("", ("a:1",)) == "metric name is empty"
-    assert ids.get("m", ("",)) == "has an empty tag"
+    assert get(ids, "m", ("a:1", "b:2"))[0] == known[0]
+    assert get(ids, "", ("a:1",)) == "metric name is empty"
+    assert get(ids, "m", ("",)) == "has an empty tag"
+
+
+def test_a_known_series_is_not_put_together_again() -> None:
+    ids = SeriesIds()
+    calls: list[int] = []
+    for _ in range(3):
+        ids.get(("m", "host-1", ("env:prod",)), lambda: calls.append(1) or ("env:prod", "host:host-1"))
+    assert len(calls) == 1
 
 
 def test_series_ids_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SeriesIds, "MAX_ENTRIES", 3)
     ids = SeriesIds()
     for n in range(10):
-        assert ids.get(f"m{n}", ()) == (series_id(f"m{n}", ()), ())
+        assert get(ids, f"m{n}", ()) == (series_id(f"m{n}", ()), ())
         assert len(ids._known) <= 3
 
 

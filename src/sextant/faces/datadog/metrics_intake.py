@@ -68,7 +68,7 @@ class MetricPoint(msgspec.Struct, gc=False):
     value: float
 
 
-class MetricResource(msgspec.Struct, gc=False):
+class MetricResource(msgspec.Struct, gc=False, frozen=True):
     """A resource the series is about; a `host` resource is the series' host."""
 
     name: str
@@ -193,28 +193,36 @@ _V1_KINDS: dict[str | None, tuple[MetricKind, Temporality | None]] = {
 }
 
 
+# What identifies a series as sent, before its tags are put together: the name, the host or the resources,
+# and the tags as listed. Cheap to build (no string formatting), so the cache is consulted with it.
+SeriesKey = tuple[str, object, tuple[str, ...]]
+
+
 class SeriesIds:
-    """Series seen recently: (metric, tags as sent) -> (id, normalized tags). A sender repeats the same
-    series every few seconds, so its tags are sorted, checked and hashed once, not on every request."""
+    """Series seen recently: their key as sent -> (id, normalized tags). A sender repeats the same series
+    every few seconds, so its tags are put together, sorted, checked and hashed once, not on every
+    request."""
 
     MAX_ENTRIES = 200_000
 
     def __init__(self) -> None:
-        self._known: dict[tuple[str, tuple[str, ...]], tuple[int, tuple[str, ...]]] = {}
+        self._known: dict[SeriesKey, tuple[int, tuple[str, ...]]] = {}
 
-    def get(self, metric: str, tags: tuple[str, ...]) -> tuple[int, tuple[str, ...]] | str:
-        """The id and normalized tags of the series, or why it cannot be stored."""
-        known = self._known.get((metric, tags))
+    def get(self, key: SeriesKey, tags: Callable[[], tuple[str, ...]]) -> tuple[int, tuple[str, ...]] | str:
+        """The id and normalized tags of the series (`tags()` gives its tags when it is not known yet), or
+        why it cannot be stored."""
+        known = self._known.get(key)
         if known is not None:
             return known
-        normalized = normalize_tags(tags)
+        metric = key[0]
+        normalized = normalize_tags(tags())
         why = check_series(metric, normalized)
         if why is not None:
             return why
         # Bounded: a sender making up new series forever must not grow it without end.
         if len(self._known) >= self.MAX_ENTRIES:
             self._known.clear()
-        known = self._known[metric, tags] = (series_id(metric, normalized), normalized)
+        known = self._known[key] = (series_id(metric, normalized), normalized)
         return known
 
 
@@ -231,9 +239,11 @@ class _Translation:
         self.floor = retention_floor_ms(now)
         self.ceiling = now + FUTURE_TOLERANCE_MS
 
-    def series(self, index: int, metric: str, tags: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:
+    def series(
+        self, index: int, key: SeriesKey, tags: Callable[[], tuple[str, ...]]
+    ) -> tuple[int, tuple[str, ...]]:
         """The series' id and normalized tags, once it is known to be valid."""
-        known = self.ids.get(metric, tags)
+        known = self.ids.get(key, tags)
         if isinstance(known, str):
             raise InvalidSeries(f"series[{index}]: {known}")
         return known
@@ -295,7 +305,9 @@ def _translate_v2(payload: _RawPointsPayload, run: _Translation) -> PointBatch:
         kind, temporality = _V2_KINDS[series.type]
         raw = series.points
         interval_ms = run.interval_ms(i, kind, series.interval)
-        known = run.series(i, series.metric, _resource_tags(i, series))
+        resources = series.resources
+        key = (series.metric, tuple(resources) if resources else None, tuple(series.tags or ()))
+        known = run.series(i, key, lambda: _resource_tags(i, series))  # noqa: B023 - called at once
         sid = known[0]
         filled = batch.add_filled(
             parse_objects,
@@ -356,7 +368,8 @@ def _translate_v1(payload: _RawPointsPayloadV1, run: _Translation) -> PointBatch
         kind, temporality = _V1_KINDS[series.type]
         raw = series.points
         interval_ms = run.interval_ms(i, kind, series.interval)
-        known = run.series(i, series.metric, _host_tags(series.host, series.tags))
+        key = (series.metric, series.host, tuple(series.tags or ()))
+        known = run.series(i, key, lambda: _host_tags(series.host, series.tags))  # noqa: B023 - called at once
         sid = known[0]
         filled = batch.add_filled(
             parse_pairs,
@@ -396,7 +409,8 @@ def _translate_v1(payload: _RawPointsPayloadV1, run: _Translation) -> PointBatch
 def _translate_distributions(payload: DistributionPointsPayload, run: _Translation) -> PointBatch:
     batch = run.batch
     for i, series in enumerate(payload.series):
-        known = run.series(i, series.metric, _host_tags(series.host, series.tags))
+        key = (series.metric, series.host, tuple(series.tags or ()))
+        known = run.series(i, key, lambda: _host_tags(series.host, series.tags))  # noqa: B023 - called at once
         sid = known[0]
         if series.points:
             run.register(series.metric, known)
