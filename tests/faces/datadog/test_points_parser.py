@@ -6,6 +6,7 @@ from __future__ import annotations
 import array
 import json
 import math
+import re
 
 import msgspec
 from hypothesis import given, settings
@@ -138,3 +139,101 @@ def test_objects_read_exactly_as_msgspec_reads_them(
         assert expected is not None and n == len(points) and (times, values) == expected
     else:
         assert (times, values) == ([], [])
+
+
+# --- whole series: the native translation of known series equals the Python translation -------------------
+
+SERIES_V1 = st.fixed_dictionaries(
+    {
+        "metric": st.sampled_from(["a.b", "cpu", "x_y"]),
+        "points": st.lists(st.tuples(st.integers(0, 10**6), NUMBERS), max_size=4),
+    },
+    optional={
+        "type": st.sampled_from(["gauge", "rate", "count", "", None]),
+        "interval": st.one_of(st.none(), st.integers(0, 100)),
+        "host": st.one_of(st.none(), st.sampled_from(["", "h1", "h2"])),
+        "tags": st.one_of(st.none(), st.lists(st.sampled_from(["env:prod", "b", "env:dev"]), max_size=3)),
+    },
+)
+SERIES_V2 = st.fixed_dictionaries(
+    {
+        "metric": st.sampled_from(["a.b", "cpu"]),
+        "points": st.lists(
+            st.fixed_dictionaries({"timestamp": st.integers(0, 10**6), "value": NUMBERS}), max_size=4
+        ),
+    },
+    optional={
+        "type": st.sampled_from([0, 1, 2, 3, None]),
+        "interval": st.one_of(st.none(), st.integers(0, 100)),
+        "unit": st.one_of(st.none(), st.sampled_from(["", "byte", "ms"])),
+        "tags": st.one_of(st.none(), st.lists(st.sampled_from(["env:prod", "b"]), max_size=2)),
+        "resources": st.one_of(
+            st.none(),
+            st.lists(
+                st.fixed_dictionaries({"name": st.sampled_from(["h1", "h2"]), "type": st.just("host")}),
+                max_size=2,
+            ),
+        ),
+    },
+)
+
+
+def translations(
+    payload: bytes, version: int
+) -> list[tuple[dict[str, list[object]], dict[object, object]] | str]:
+    """The same payload translated with an empty series cache (Python takes every series), then again with
+    the cache that left (the native translation takes the known ones)."""
+    from sextant.faces.datadog.metrics_intake import (
+        InvalidSeries,
+        SeriesIds,
+        _decoder,
+        _RawPointsPayload,
+        _RawPointsPayloadV1,
+        _translate_v1,
+        _translate_v2,
+    )
+
+    ids = SeriesIds()
+    translate = (
+        _decoder(_RawPointsPayloadV1, _translate_v1, ids)
+        if version == 1
+        else _decoder(_RawPointsPayload, _translate_v2, ids)
+    )
+    out: list[tuple[dict[str, list[object]], dict[object, object]] | str] = []
+    for _ in range(2):
+        try:
+            batch = translate(payload, 1, 10**9)
+        except InvalidSeries as exc:
+            out.append(str(exc))
+            continue
+        columns = batch.columns()
+        out.append(({k: [repr(v) for v in vs] for k, vs in columns.items()}, dict(batch.series)))
+    return out
+
+
+JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def render_json(doc: object) -> bytes:
+    """JSON with the NUMBERS strategy's texts (`1e3`, `-0`) written as the numbers they spell."""
+    if isinstance(doc, dict):
+        return b"{" + b",".join(json.dumps(k).encode() + b":" + render_json(v) for k, v in doc.items()) + b"}"
+    if isinstance(doc, list | tuple):
+        return b"[" + b",".join(render_json(v) for v in doc) + b"]"
+    if isinstance(doc, str) and JSON_NUMBER.fullmatch(doc):
+        return doc.encode()
+    return json.dumps(doc).encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(series=st.lists(SERIES_V1, max_size=5))
+def test_native_v1_translation_equals_python(series: list[dict[str, object]]) -> None:
+    cold, warm = translations(render_json({"series": series}), 1)
+    assert cold == warm
+
+
+@settings(max_examples=200, deadline=None)
+@given(series=st.lists(SERIES_V2, max_size=5))
+def test_native_v2_translation_equals_python(series: list[dict[str, object]]) -> None:
+    cold, warm = translations(render_json({"series": series}), 2)
+    assert cold == warm

@@ -134,61 +134,48 @@ append(PyObject *buffer, const void *data, size_t size)
 }
 
 typedef struct {
-    Py_buffer raw;
     PyObject *times;
     PyObject *values;
     long long floor_ms;
     long long ceiling_ms;
     Py_ssize_t times_size;
     Py_ssize_t values_size;
-} Call;
+} Target;
 
-static int
-begin(PyObject *args, Call *call)
+static void
+mark(Target *t)
 {
-    if (!PyArg_ParseTuple(args, "O!O!y*LL", &PyByteArray_Type, &call->times, &PyByteArray_Type, &call->values,
-                          &call->raw, &call->floor_ms, &call->ceiling_ms)) {
-        return 0;
-    }
-    call->times_size = PyByteArray_GET_SIZE(call->times);
-    call->values_size = PyByteArray_GET_SIZE(call->values);
-    return 1;
+    t->times_size = PyByteArray_GET_SIZE(t->times);
+    t->values_size = PyByteArray_GET_SIZE(t->values);
 }
 
-/* Leave the buffers as they were and report "not on the fast path" (or the error, if one is set). */
-static PyObject *
-give_up(Call *call)
+/* Leave the buffers as they were: -1, "not on the fast path"; -2 when a Python error is set. */
+static long
+undo(Target *t)
 {
     int failed = PyErr_Occurred() != NULL;
-    PyByteArray_Resize(call->times, call->times_size);
-    PyByteArray_Resize(call->values, call->values_size);
-    PyBuffer_Release(&call->raw);
-    if (failed) {
-        return NULL;
-    }
-    return PyLong_FromLong(-1);
+    PyByteArray_Resize(t->times, t->times_size);
+    PyByteArray_Resize(t->values, t->values_size);
+    return failed ? -2 : -1;
 }
 
 static int
-keep(Call *call, int64_t time_ms, double value)
+keep(Target *t, int64_t time_ms, double value)
 {
-    if (time_ms < call->floor_ms || time_ms > call->ceiling_ms || !isfinite(value)) {
+    if (time_ms < t->floor_ms || time_ms > t->ceiling_ms || !isfinite(value)) {
         return 0;
     }
-    return append(call->times, &time_ms, sizeof(time_ms)) && append(call->values, &value, sizeof(value));
+    return append(t->times, &time_ms, sizeof(time_ms)) && append(t->values, &value, sizeof(value));
 }
 
-static PyObject *
-parse_pairs(PyObject *Py_UNUSED(module), PyObject *args)
+static long
+fill_pairs(Target *t, const char *text, Py_ssize_t size)
 {
-    Call call;
-    if (!begin(args, &call)) {
-        return NULL;
-    }
-    Cursor c = {(const char *)call.raw.buf, (const char *)call.raw.buf + call.raw.len};
+    mark(t);
+    Cursor c = {text, text + size};
     long count = 0;
     if (!expect(&c, '[')) {
-        return give_up(&call);
+        return undo(t);
     }
     skip_ws(&c);
     if (c.p < c.end && *c.p == ']') {
@@ -200,11 +187,11 @@ parse_pairs(PyObject *Py_UNUSED(module), PyObject *args)
             int integer;
             if (!expect(&c, '[') || !parse_number(&c, &seconds, &integer, &ignored) || !expect(&c, ',') ||
                 !parse_number(&c, &value, &integer, &ignored) || !expect(&c, ']')) {
-                return give_up(&call);
+                return undo(t);
             }
             double ms = nearbyint(seconds * 1000.0);
-            if (!(ms >= -9.2e18 && ms <= 9.2e18) || !keep(&call, (int64_t)ms, value)) {
-                return give_up(&call);
+            if (!(ms >= -9.2e18 && ms <= 9.2e18) || !keep(t, (int64_t)ms, value)) {
+                return undo(t);
             }
             count++;
             skip_ws(&c);
@@ -215,15 +202,11 @@ parse_pairs(PyObject *Py_UNUSED(module), PyObject *args)
             if (expect(&c, ']')) {
                 break;
             }
-            return give_up(&call);
+            return undo(t);
         }
     }
     skip_ws(&c);
-    if (c.p != c.end) {
-        return give_up(&call);
-    }
-    PyBuffer_Release(&call.raw);
-    return PyLong_FromLong(count);
+    return c.p == c.end ? count : undo(t);
 }
 
 /* The key at the cursor, if it is "timestamp" or "value" (1 or 2); 0 for anything else. */
@@ -245,17 +228,14 @@ point_key(Cursor *c)
     return 0;
 }
 
-static PyObject *
-parse_objects(PyObject *Py_UNUSED(module), PyObject *args)
+static long
+fill_objects(Target *t, const char *text, Py_ssize_t size)
 {
-    Call call;
-    if (!begin(args, &call)) {
-        return NULL;
-    }
-    Cursor c = {(const char *)call.raw.buf, (const char *)call.raw.buf + call.raw.len};
+    mark(t);
+    Cursor c = {text, text + size};
     long count = 0;
     if (!expect(&c, '[')) {
-        return give_up(&call);
+        return undo(t);
     }
     skip_ws(&c);
     if (c.p < c.end && *c.p == ']') {
@@ -266,7 +246,7 @@ parse_objects(PyObject *Py_UNUSED(module), PyObject *args)
             int64_t seconds = 0;
             double value = 0;
             if (!expect(&c, '{')) {
-                return give_up(&call);
+                return undo(t);
             }
             for (int field = 0; field < 2; field++) {
                 int key = point_key(&c);
@@ -274,31 +254,30 @@ parse_objects(PyObject *Py_UNUSED(module), PyObject *args)
                 int64_t as_int;
                 int integer;
                 if (key == 0 || !expect(&c, ':') || !parse_number(&c, &number, &integer, &as_int)) {
-                    return give_up(&call);
+                    return undo(t);
                 }
                 if (key == 1) {
                     if (have_time || !integer) {
-                        return give_up(&call);
+                        return undo(t);
                     }
                     have_time = 1;
                     seconds = as_int;
                 } else {
                     if (have_value) {
-                        return give_up(&call);
+                        return undo(t);
                     }
                     have_value = 1;
                     value = number;
                 }
                 if (field == 0 && !expect(&c, ',')) {
-                    return give_up(&call);
+                    return undo(t);
                 }
             }
             if (!expect(&c, '}')) {
-                return give_up(&call);
+                return undo(t);
             }
-            if (seconds > INT64_MAX / 1000 || seconds < INT64_MIN / 1000 ||
-                !keep(&call, seconds * 1000, value)) {
-                return give_up(&call);
+            if (seconds > INT64_MAX / 1000 || seconds < INT64_MIN / 1000 || !keep(t, seconds * 1000, value)) {
+                return undo(t);
             }
             count++;
             skip_ws(&c);
@@ -309,15 +288,222 @@ parse_objects(PyObject *Py_UNUSED(module), PyObject *args)
             if (expect(&c, ']')) {
                 break;
             }
-            return give_up(&call);
+            return undo(t);
         }
     }
     skip_ws(&c);
-    if (c.p != c.end) {
-        return give_up(&call);
+    return c.p == c.end ? count : undo(t);
+}
+
+typedef long (*Filler)(Target *, const char *, Py_ssize_t);
+
+static PyObject *
+parse_with(PyObject *args, Filler fill)
+{
+    Target t;
+    Py_buffer raw;
+    if (!PyArg_ParseTuple(args, "O!O!y*LL", &PyByteArray_Type, &t.times, &PyByteArray_Type, &t.values, &raw,
+                          &t.floor_ms, &t.ceiling_ms)) {
+        return NULL;
     }
-    PyBuffer_Release(&call.raw);
-    return PyLong_FromLong(count);
+    long n = fill(&t, (const char *)raw.buf, raw.len);
+    PyBuffer_Release(&raw);
+    return n == -2 ? NULL : PyLong_FromLong(n);
+}
+
+static PyObject *
+parse_pairs(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    return parse_with(args, fill_pairs);
+}
+
+static PyObject *
+parse_objects(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    return parse_with(args, fill_objects);
+}
+
+/* --- whole series ---------------------------------------------------------------------------------- */
+
+static PyObject *s_metric, *s_tags, *s_host, *s_resources, *s_type, *s_interval, *s_unit, *s_points;
+
+/* Attribute of a decoded series; NULL with an error set when it is missing (it never is). */
+static PyObject *
+attr(PyObject *series, PyObject *name)
+{
+    return PyObject_GetAttr(series, name);
+}
+
+/* One series of a known shape and a known series: its points into the buffers, its header and its
+ * registration. 1 when done, 0 when Python must take it, -1 on a Python error. */
+static int
+take_series(PyObject *series, int version, PyObject *cache, PyObject *kinds, PyObject *org, Target *t,
+            PyObject *headers, PyObject *registered)
+{
+    int result = -1;
+    PyObject *metric = NULL, *tags = NULL, *second = NULL, *tags_tuple = NULL, *key = NULL;
+    PyObject *type = NULL, *interval = NULL, *unit = NULL, *points = NULL, *interval_ms = NULL;
+    PyObject *header = NULL, *reg_key = NULL, *reg_value = NULL;
+
+    if (!(metric = attr(series, s_metric)) || !(tags = attr(series, s_tags))) {
+        goto done;
+    }
+    if (version == 1) {
+        if (!(second = attr(series, s_host))) {
+            goto done;
+        }
+    } else {
+        PyObject *resources = attr(series, s_resources);
+        if (!resources) {
+            goto done;
+        }
+        if (PyList_Check(resources) && PyList_GET_SIZE(resources) > 0) {
+            second = PyList_AsTuple(resources);
+            Py_DECREF(resources);
+            if (!second) {
+                goto done;
+            }
+        } else {
+            Py_DECREF(resources);
+            second = Py_NewRef(Py_None);
+        }
+    }
+    if (tags == Py_None) {
+        tags_tuple = PyTuple_New(0);
+    } else if (PyList_Check(tags)) {
+        tags_tuple = PyList_AsTuple(tags);
+    } else {
+        result = 0;
+        goto done;
+    }
+    if (!tags_tuple || !(key = PyTuple_Pack(3, metric, second, tags_tuple))) {
+        goto done;
+    }
+    PyObject *known = PyDict_GetItemWithError(cache, key); /* borrowed */
+    if (!known) {
+        result = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    if (!(type = attr(series, s_type))) {
+        goto done;
+    }
+    PyObject *kind_entry = PyDict_GetItemWithError(kinds, type); /* borrowed: (kind, temporality, gauge) */
+    if (!kind_entry) {
+        result = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    PyObject *kind = PyTuple_GET_ITEM(kind_entry, 0);
+    PyObject *temporality = PyTuple_GET_ITEM(kind_entry, 1);
+    int gauge = PyObject_IsTrue(PyTuple_GET_ITEM(kind_entry, 2));
+    if (!(interval = attr(series, s_interval))) {
+        goto done;
+    }
+    if (interval == Py_None) {
+        interval_ms = Py_NewRef(Py_None);
+    } else {
+        long long seconds = PyLong_AsLongLong(interval);
+        if (seconds == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            result = 0;
+            goto done;
+        }
+        if (seconds < 0 || seconds > INT64_MAX / 1000) {
+            result = 0; /* Python says what is wrong */
+            goto done;
+        }
+        interval_ms = (seconds == 0 || gauge) ? Py_NewRef(Py_None) : PyLong_FromLongLong(seconds * 1000);
+        if (!interval_ms) {
+            goto done;
+        }
+    }
+    if (version == 2) {
+        if (!(unit = attr(series, s_unit))) {
+            goto done;
+        }
+        if (unit != Py_None && (!PyUnicode_Check(unit) || PyUnicode_GET_LENGTH(unit) == 0)) {
+            Py_SETREF(unit, Py_NewRef(Py_None));
+        }
+    } else {
+        unit = Py_NewRef(Py_None);
+    }
+    if (!(points = attr(series, s_points))) {
+        goto done;
+    }
+    Py_buffer raw;
+    if (PyObject_GetBuffer(points, &raw, PyBUF_SIMPLE) < 0) {
+        goto done;
+    }
+    long n = (version == 1 ? fill_pairs : fill_objects)(t, (const char *)raw.buf, raw.len);
+    PyBuffer_Release(&raw);
+    if (n == -2) {
+        goto done;
+    }
+    if (n == -1) {
+        result = 0;
+        goto done;
+    }
+    if (n > 0) {
+        PyObject *sid = PyTuple_GET_ITEM(known, 0);
+        PyObject *normalized = PyTuple_GET_ITEM(known, 1);
+        header = Py_BuildValue("(OOOOOOOl)", org, sid, kind, interval_ms, temporality, Py_None, unit, n);
+        reg_key = PyTuple_Pack(2, org, sid);
+        reg_value = PyTuple_Pack(2, metric, normalized);
+        if (!header || !reg_key || !reg_value || PyList_Append(headers, header) < 0) {
+            goto done;
+        }
+        PyObject *had = PyDict_SetDefault(registered, reg_key, reg_value); /* borrowed */
+        if (!had) {
+            goto done;
+        }
+    }
+    result = 1;
+done:
+    Py_XDECREF(metric);
+    Py_XDECREF(tags);
+    Py_XDECREF(second);
+    Py_XDECREF(tags_tuple);
+    Py_XDECREF(key);
+    Py_XDECREF(type);
+    Py_XDECREF(interval);
+    Py_XDECREF(unit);
+    Py_XDECREF(points);
+    Py_XDECREF(interval_ms);
+    Py_XDECREF(header);
+    Py_XDECREF(reg_key);
+    Py_XDECREF(reg_value);
+    return result;
+}
+
+static PyObject *
+translate_known(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *series_list, *cache, *kinds, *org, *headers, *registered;
+    Py_ssize_t start;
+    int version;
+    Target t;
+    if (!PyArg_ParseTuple(args, "O!niO!O!OO!O!O!O!LL", &PyList_Type, &series_list, &start, &version,
+                          &PyDict_Type, &cache, &PyDict_Type, &kinds, &org, &PyList_Type, &headers, &PyDict_Type,
+                          &registered, &PyByteArray_Type, &t.times, &PyByteArray_Type, &t.values, &t.floor_ms,
+                          &t.ceiling_ms)) {
+        return NULL;
+    }
+    if (version != 1 && version != 2) {
+        PyErr_SetString(PyExc_ValueError, "version must be 1 or 2");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(series_list);
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < count; i++) {
+        int done = take_series(PyList_GET_ITEM(series_list, i), version, cache, kinds, org, &t, headers,
+                               registered);
+        if (done < 0) {
+            return NULL;
+        }
+        if (done == 0) {
+            break;
+        }
+    }
+    return PyLong_FromSsize_t(i);
 }
 
 static PyMethodDef methods[] = {
@@ -325,6 +511,9 @@ static PyMethodDef methods[] = {
      "parse_pairs(times, values, raw, floor_ms, ceiling_ms) -> count appended, or -1 (not handled)."},
     {"parse_objects", parse_objects, METH_VARARGS,
      "parse_objects(times, values, raw, floor_ms, ceiling_ms) -> count appended, or -1 (not handled)."},
+    {"translate_known", translate_known, METH_VARARGS,
+     "translate_known(series, start, version, cache, kinds, org_id, headers, registered, times, values, "
+     "floor_ms, ceiling_ms) -> index of the first series left to Python (len(series) when none)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -339,5 +528,16 @@ static struct PyModuleDef points_module = {
 PyMODINIT_FUNC
 PyInit__points(void)
 {
+    s_metric = PyUnicode_InternFromString("metric");
+    s_tags = PyUnicode_InternFromString("tags");
+    s_host = PyUnicode_InternFromString("host");
+    s_resources = PyUnicode_InternFromString("resources");
+    s_type = PyUnicode_InternFromString("type");
+    s_interval = PyUnicode_InternFromString("interval");
+    s_unit = PyUnicode_InternFromString("unit");
+    s_points = PyUnicode_InternFromString("points");
+    if (!s_metric || !s_tags || !s_host || !s_resources || !s_type || !s_interval || !s_unit || !s_points) {
+        return NULL;
+    }
     return PyModule_Create(&points_module);
 }

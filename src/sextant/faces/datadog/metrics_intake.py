@@ -38,7 +38,7 @@ from sextant.core.timeutil import FUTURE_TOLERANCE_MS, now_ms, retention_floor_m
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply
 from sextant.edge.requests import request_id
-from sextant.faces.datadog._points import parse_objects, parse_pairs
+from sextant.faces.datadog._points import parse_objects, parse_pairs, translate_known
 from sextant.faces.datadog.auth import API_KEY_HEADER, AuthFailure, require_api_key
 from sextant.faces.datadog.errors import APIErrorResponse, api_error
 from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
@@ -184,6 +184,7 @@ _V2_KINDS: dict[int | None, tuple[MetricKind, Temporality | None]] = {
     2: (MetricKind.RATE, None),
     3: (MetricKind.GAUGE, None),
 }
+_K = TypeVar("_K")
 _V1_KINDS: dict[str | None, tuple[MetricKind, Temporality | None]] = {
     None: (MetricKind.GAUGE, None),
     "": (MetricKind.GAUGE, None),
@@ -198,6 +199,22 @@ _V1_KINDS: dict[str | None, tuple[MetricKind, Temporality | None]] = {
 SeriesKey = tuple[str, object, tuple[str, ...]]
 
 
+# What the native translation needs of a series type: the kind's and the temporality's stored names, and
+# whether it is a gauge (which has no interval).
+_NativeKinds = dict[object, tuple[str, str | None, bool]]
+
+
+def _native_kinds(kinds: dict[_K, tuple[MetricKind, Temporality | None]]) -> _NativeKinds:
+    return {
+        key: (kind.value, None if temporality is None else temporality.value, kind is MetricKind.GAUGE)
+        for key, (kind, temporality) in kinds.items()
+    }
+
+
+_V1_NATIVE_KINDS = _native_kinds(_V1_KINDS)
+_V2_NATIVE_KINDS = _native_kinds(_V2_KINDS)
+
+
 class SeriesIds:
     """Series seen recently: their key as sent -> (id, normalized tags). A sender repeats the same series
     every few seconds, so its tags are put together, sorted, checked and hashed once, not on every
@@ -207,6 +224,11 @@ class SeriesIds:
 
     def __init__(self) -> None:
         self._known: dict[SeriesKey, tuple[int, tuple[str, ...]]] = {}
+
+    @property
+    def cache(self) -> dict[SeriesKey, tuple[int, tuple[str, ...]]]:
+        """The dict itself, which the native translation reads."""
+        return self._known
 
     def get(self, key: SeriesKey, tags: Callable[[], tuple[str, ...]]) -> tuple[int, tuple[str, ...]] | str:
         """The id and normalized tags of the series (`tags()` gives its tags when it is not known yet), or
@@ -247,6 +269,25 @@ class _Translation:
         if isinstance(known, str):
             raise InvalidSeries(f"series[{index}]: {known}")
         return known
+
+    def native(self, series: Sequence[object], start: int, version: int, kinds: _NativeKinds) -> int:
+        """Translate series from `start` on natively, as far as they are known series of the common shape
+        (`_points.translate_known`); the index of the first one left to Python."""
+        runs = self.batch.parts()[1]
+        return translate_known(
+            series,
+            start,
+            version,
+            self.ids.cache,
+            kinds,
+            self.org_id,
+            runs.headers,
+            self.batch.series,
+            runs.times_ms,
+            runs.values,
+            self.floor,
+            self.ceiling,
+        )
 
     def register(self, metric: str, known: tuple[int, tuple[str, ...]]) -> None:
         """Once a series has points in the batch (a series is stored with its first point, never alone)."""
@@ -298,54 +339,59 @@ def _raw_points_error(index: int, message: str) -> InvalidSeries:
 
 
 def _translate_v2(payload: _RawPointsPayload, run: _Translation) -> PointBatch:
-    org_id = run.org_id
+    series = payload.series
+    i = run.native(series, 0, 2, _V2_NATIVE_KINDS)
+    while i < len(series):
+        _translate_one_v2(i, series[i], run)
+        i = run.native(series, i + 1, 2, _V2_NATIVE_KINDS)
+    return run.batch
+
+
+def _translate_one_v2(i: int, series: _RawPointsSeries, run: _Translation) -> None:
+    """A series the native translation left: not seen yet, or not of the common shape."""
     batch = run.batch
-    floor, ceiling = run.floor, run.ceiling
-    for i, series in enumerate(payload.series):
-        kind, temporality = _V2_KINDS[series.type]
-        raw = series.points
-        interval_ms = run.interval_ms(i, kind, series.interval)
-        resources = series.resources
-        key = (series.metric, tuple(resources) if resources else None, tuple(series.tags or ()))
-        known = run.series(i, key, lambda: _resource_tags(i, series))  # noqa: B023 - called at once
-        sid = known[0]
-        filled = batch.add_filled(
-            parse_objects,
-            (raw, floor, ceiling),
-            org_id=org_id,
-            series_id=sid,
-            kind=kind,
-            interval_ms=interval_ms,
-            temporality=temporality,
-            unit=series.unit,
-        )
-        if filled >= 0:
-            if filled:
-                run.register(series.metric, known)
-            continue
-        # Not for the native parser: decode the points as documented, which also says what is wrong.
-        try:
-            points = _decode_v2_points(raw)
-        except msgspec.ValidationError as exc:
-            raise _raw_points_error(i, str(exc)) from None
-        if not points:
-            continue
-        seconds = [p.timestamp for p in points]
-        times = [t * 1000 for t in seconds]
-        run.check_times(i, times, seconds)
-        values = [p.value for p in points]
-        batch.add_values(
-            org_id=org_id,
-            series_id=sid,
-            kind=kind,
-            times_ms=times,
-            values=values,
-            interval_ms=interval_ms,
-            temporality=temporality,
-            unit=series.unit,
-        )
-        run.register(series.metric, known)
-    return batch
+    kind, temporality = _V2_KINDS[series.type]
+    raw = series.points
+    interval_ms = run.interval_ms(i, kind, series.interval)
+    resources = series.resources
+    key = (series.metric, tuple(resources) if resources else None, tuple(series.tags or ()))
+    known = run.series(i, key, lambda: _resource_tags(i, series))
+    sid = known[0]
+    filled = batch.add_filled(
+        parse_objects,
+        (raw, run.floor, run.ceiling),
+        org_id=run.org_id,
+        series_id=sid,
+        kind=kind,
+        interval_ms=interval_ms,
+        temporality=temporality,
+        unit=series.unit,
+    )
+    if filled >= 0:
+        if filled:
+            run.register(series.metric, known)
+        return
+    # Not for the native parser: decode the points as documented, which also says what is wrong.
+    try:
+        points = _decode_v2_points(raw)
+    except msgspec.ValidationError as exc:
+        raise _raw_points_error(i, str(exc)) from None
+    if not points:
+        return
+    seconds = [p.timestamp for p in points]
+    times = [t * 1000 for t in seconds]
+    run.check_times(i, times, seconds)
+    batch.add_values(
+        org_id=run.org_id,
+        series_id=sid,
+        kind=kind,
+        times_ms=times,
+        values=[p.value for p in points],
+        interval_ms=interval_ms,
+        temporality=temporality,
+        unit=series.unit,
+    )
+    run.register(series.metric, known)
 
 
 def _v1_times(index: int, seconds: Sequence[float]) -> list[int]:
@@ -361,49 +407,55 @@ def _v1_times(index: int, seconds: Sequence[float]) -> list[int]:
 
 
 def _translate_v1(payload: _RawPointsPayloadV1, run: _Translation) -> PointBatch:
-    org_id = run.org_id
+    series = payload.series
+    i = run.native(series, 0, 1, _V1_NATIVE_KINDS)
+    while i < len(series):
+        _translate_one_v1(i, series[i], run)
+        i = run.native(series, i + 1, 1, _V1_NATIVE_KINDS)
+    return run.batch
+
+
+def _translate_one_v1(i: int, series: _RawPointsSeriesV1, run: _Translation) -> None:
+    """A series the native translation left: not seen yet, or not of the common shape."""
     batch = run.batch
-    floor, ceiling = run.floor, run.ceiling
-    for i, series in enumerate(payload.series):
-        kind, temporality = _V1_KINDS[series.type]
-        raw = series.points
-        interval_ms = run.interval_ms(i, kind, series.interval)
-        key = (series.metric, series.host, tuple(series.tags or ()))
-        known = run.series(i, key, lambda: _host_tags(series.host, series.tags))  # noqa: B023 - called at once
-        sid = known[0]
-        filled = batch.add_filled(
-            parse_pairs,
-            (raw, floor, ceiling),
-            org_id=org_id,
-            series_id=sid,
-            kind=kind,
-            interval_ms=interval_ms,
-            temporality=temporality,
-        )
-        if filled >= 0:
-            if filled:
-                run.register(series.metric, known)
-            continue
-        try:
-            points = _decode_v1_points(raw)
-        except msgspec.ValidationError as exc:
-            raise _raw_points_error(i, str(exc)) from None
-        if not points:
-            continue
-        seconds, values = zip(*points, strict=True)
-        times = _v1_times(i, seconds)
-        run.check_times(i, times, seconds)
-        batch.add_values(
-            org_id=org_id,
-            series_id=sid,
-            kind=kind,
-            times_ms=times,
-            values=list(values),
-            interval_ms=interval_ms,
-            temporality=temporality,
-        )
-        run.register(series.metric, known)
-    return batch
+    kind, temporality = _V1_KINDS[series.type]
+    raw = series.points
+    interval_ms = run.interval_ms(i, kind, series.interval)
+    key = (series.metric, series.host, tuple(series.tags or ()))
+    known = run.series(i, key, lambda: _host_tags(series.host, series.tags))
+    sid = known[0]
+    filled = batch.add_filled(
+        parse_pairs,
+        (raw, run.floor, run.ceiling),
+        org_id=run.org_id,
+        series_id=sid,
+        kind=kind,
+        interval_ms=interval_ms,
+        temporality=temporality,
+    )
+    if filled >= 0:
+        if filled:
+            run.register(series.metric, known)
+        return
+    try:
+        points = _decode_v1_points(raw)
+    except msgspec.ValidationError as exc:
+        raise _raw_points_error(i, str(exc)) from None
+    if not points:
+        return
+    seconds, values = zip(*points, strict=True)
+    times = _v1_times(i, seconds)
+    run.check_times(i, times, seconds)
+    batch.add_values(
+        org_id=run.org_id,
+        series_id=sid,
+        kind=kind,
+        times_ms=times,
+        values=list(values),
+        interval_ms=interval_ms,
+        temporality=temporality,
+    )
+    run.register(series.metric, known)
 
 
 def _translate_distributions(payload: DistributionPointsPayload, run: _Translation) -> PointBatch:
