@@ -64,6 +64,9 @@ class Run:
     server_cpu: float
     # Everything else the machine ran meanwhile: this machine is shared, and this says how much.
     other_cpu: float
+    # How long the server kept working after the load stopped (its store catching up), before the next
+    # run was started on an idle server.
+    settle_s: float = 0.0
 
     @property
     def failures(self) -> int:
@@ -184,6 +187,7 @@ def run_wrk(
     wrk_cpu = (children_cpu_seconds() - wrk_before) / elapsed
     everyone = (processes_cpu_seconds() - all_before) / elapsed
     summary = _wrk_summary(result)
+    settle_s = wait_idle(server_pids)
     return Run(
         requests_per_s=summary["requests"] / (summary["duration_us"] / 1e6),
         p50_ms=summary["p50_us"] / 1000,
@@ -193,7 +197,20 @@ def run_wrk(
         wrk_cpu=wrk_cpu,
         server_cpu=server_cpu,
         other_cpu=max(0.0, everyone - server_cpu - wrk_cpu),
+        settle_s=settle_s,
     )
+
+
+def wait_idle(pids: Sequence[int], idle_cores: float = 0.05, limit_s: float = 120.0) -> float:
+    """Wait until the processes use less than `idle_cores` of CPU over a 0.25 s sample; how long it took.
+    A server that still stores what it acknowledged would otherwise slow the next scenario's run."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = sum(process_cpu_seconds(pid) for pid in pids)
+        time.sleep(0.25)
+        if (sum(process_cpu_seconds(pid) for pid in pids) - before) / 0.25 < idle_cores:
+            break
+    return time.monotonic() - started
 
 
 def interleaved(
@@ -212,7 +229,8 @@ def interleaved(
             print(
                 f"round {number}/{rounds}  {name:<{width}} {run.requests_per_s:>9,.1f} req/s  "
                 f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:7.2f} ms  non-2xx {run.non_2xx}  "
-                f"CPU: server {run.server_cpu:4.0%}  wrk {run.wrk_cpu:4.0%}  others {run.other_cpu:4.0%}",
+                f"CPU: server {run.server_cpu:4.0%}  wrk {run.wrk_cpu:4.0%}  others {run.other_cpu:4.0%}  "
+                f"settled in {run.settle_s:.1f} s",
                 flush=True,
             )
     return runs

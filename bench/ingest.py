@@ -226,7 +226,8 @@ def section(rows: list[Row], rounds: int, seconds: float, wrk_name: str) -> str:
   second.
 - Requests: single events cycle through {DISTINCT_USERS} user ids; batches are JSON arrays of
   {BATCH_SIZE} such events. "Failed" counts non-2xx answers, socket errors and
-  timeouts; a run with any is rejected.
+  timeouts; a run with any is rejected. After every run the benchmark waits until the server is idle
+  (its store caught up) before the next one starts, so that no run pays for another's backlog.
 
 {table(rows)}
 

@@ -289,9 +289,9 @@ def benchmark(wrk: str, vm_binary: str, args: argparse.Namespace, work: Path) ->
 def table(rows: list[Row]) -> str:
     baseline = next(r for r in rows if r.scenario.is_baseline)
     lines = [
-        "| scenario | body | median req/s | median samples/s | p50 | p99 | failed | ratio to VictoriaMetrics "
-        f"| goal (>= {RATIO_GOAL:.0%}) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| scenario | body | median req/s | median samples/s | p50 | p99 | failed | settled after the run "
+        f"| ratio to VictoriaMetrics | goal (>= {RATIO_GOAL:.0%}) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for row in rows:
         s = row.scenario
@@ -301,7 +301,8 @@ def table(rows: list[Row]) -> str:
             f"| {s.name} | {row.body_bytes / 1024:,.1f} KiB | "
             f"{row.median(lambda r: r.requests_per_s):,.1f} | {row.samples_per_s:,.0f} | "
             f"{row.median(lambda r: r.p50_ms):.1f} ms | {row.median(lambda r: r.p99_ms):.1f} ms | "
-            f"{sum(r.failures for r in row.runs)} | {ratio:.0%} | {verdict} |"
+            f"{sum(r.failures for r in row.runs)} | {row.median(lambda r: r.settle_s):.1f} s | {ratio:.0%} | "
+            f"{verdict} |"
         )
     return "\n".join(lines)
 
@@ -330,7 +331,8 @@ def section(rows: list[Row], args: argparse.Namespace, tools: str) -> str:
   VictoriaMetrics and Sextant's v1 row get byte-for-byte the same requests.
 - Sextant answers 2xx once the samples are appended to its ingest log and fdatasync'd; VictoriaMetrics
   answers once they are in its in-memory buffers (it writes them to disk within a second or so, without
-  fsync per request).
+  fsync per request). After every run the benchmark waits until the server is idle (its store caught
+  up: "settled after the run") before the next one starts, so that no run pays for another's backlog.
 
 {table(rows)}
 
