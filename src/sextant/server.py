@@ -31,10 +31,12 @@ from sextant.faces.datadog.dashboards import DatadogDashboardsApi
 from sextant.faces.datadog.logs_intake import DatadogLogsIntake
 from sextant.faces.datadog.logs_search import DatadogLogsSearch
 from sextant.faces.datadog.metric_metadata import DatadogMetricMetadataApi
+from sextant.faces.datadog.metric_queries import DatadogMetricQueries
 from sextant.faces.datadog.metrics_intake import DatadogMetricsIntake
 from sextant.faces.datadog.prodlytics import ProductAnalyticsIntake
 from sextant.faces.dynatrace.metrics_ingest import DynatraceMetricsIngest
 from sextant.faces.otlp.metrics_intake import OtlpMetricsIntake
+from sextant.faces.sextant.graph import GraphApi
 from sextant.faces.sextant.metric_points import MetricPointsApi
 from sextant.faces.sextant.segments import SegmentsApi
 from sextant.ingest.log import IngestLog
@@ -130,6 +132,8 @@ def build_app(runtime: Runtime) -> ASGIApp:
     endpoints.extend(DatadogDashboardsApi(runtime.directory).endpoints())
     endpoints.extend(DatadogLogsSearch(runtime.directory, runtime.store).endpoints())
     endpoints.extend(DatadogMetricMetadataApi(runtime.directory, runtime.store).endpoints())
+    endpoints.extend(DatadogMetricQueries(runtime.directory, runtime.store).endpoints())
+    endpoints.extend(GraphApi(runtime.directory, runtime.store).endpoints())
     endpoints.extend(_system_endpoints(runtime, endpoints))
 
     @contextlib.asynccontextmanager

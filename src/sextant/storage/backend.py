@@ -46,6 +46,9 @@ class Backend(Protocol):
         """The selected series, each rolled up into the query's epoch-aligned buckets (NaN where empty),
         labelled with its group-by values, with the metric's latest kind and unit."""
 
+    def metric_info(self, org_id: int, metric: str, timeout_s: float) -> tuple[str, str | None] | None:
+        """The metric's latest kind and unit, or None when it has no points."""
+
     def metric_names(self, org_id: int, timeout_s: float) -> pa.Table:
         """One row per metric name: `metric`, `kind`, `unit`, `temporality`, `monotonic`,
         `first_seen_ms`, `last_seen_ms` (of the latest point)."""

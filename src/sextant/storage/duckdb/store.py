@@ -275,6 +275,13 @@ class DuckDBStore:
         with self._snapshot(timeout_s) as (cursor, _):
             return read_series(cursor, query)
 
+    def metric_info(self, org_id: int, metric: str, timeout_s: float) -> tuple[str, str | None] | None:
+        with self._snapshot(timeout_s) as (cursor, _):
+            rows = cursor.execute(
+                "SELECT kind, unit FROM metric_names WHERE org_id = ? AND metric = ?", [org_id, metric]
+            ).fetchall()
+        return (str(rows[0][0]), rows[0][1]) if rows else None
+
     def metric_names(self, org_id: int, timeout_s: float) -> pa.Table:
         with self._snapshot(timeout_s) as (cursor, _):
             return read_names(cursor, org_id)

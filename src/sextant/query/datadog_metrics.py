@@ -1,0 +1,182 @@
+"""What a Datadog metric query string means, turned into a storage query and the steps after it.
+
+A metric query is rolled up per stored series (time aggregation), then combined per group (space
+aggregation), as Datadog does. The metric's type decides the defaults (decisions, documented in
+docs/datadog-metric-queries.md):
+
+| type | no modifier | `.as_count()` | `.as_rate()` |
+|---|---|---|---|
+| gauge (and unknown) | time avg, interpolated | as with no modifier | as with no modifier |
+| count | sum per bucket | sum per bucket | sum per bucket / bucket seconds |
+| rate | avg of the per-second values | sum of value x interval | that sum / bucket seconds |
+
+A `.rollup(agg)` replaces the time aggregation of the first column; `.fill(method, limit)` replaces the
+gauges' default interpolation (linear, up to 300 s after a real value). Space aggregation defaults to
+`avg`; `count` counts the series of the group that have a value. Tags filter by the scope tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sextant.query.metric_syntax import (
+    MetricQueryAst,
+    Scope,
+    ScopeAll,
+    ScopeAnd,
+    ScopeNot,
+    ScopeOr,
+    TagCompare,
+    TagIn,
+    TagMatch,
+    TagRegex,
+)
+from sextant.query.metrics import (
+    AllTags,
+    PointValue,
+    SeriesQuery,
+    TagAnd,
+    TagFilter,
+    TagGlob,
+    TagNot,
+    TagOr,
+    TimeAggregation,
+)
+from sextant.query.metrics import TagCompare as IrTagCompare
+from sextant.query.metrics import TagRegex as IrTagRegex
+from sextant.series.frame import SeriesFrame
+from sextant.series.functions.interpolation import DEFAULT_LIMIT_S, MAX_LIMIT_S, fill
+from sextant.series.space_aggregation import SpaceAggregation, aggregate_groups
+from sextant.storage.backend import Backend
+
+
+class UnsupportedQuery(ValueError):
+    """A query that parses but that Sextant does not evaluate; the message says what to change."""
+
+
+def tag_filter(node: Scope) -> TagFilter:
+    """The scope tree of a metric query as the storage filter tree."""
+    if isinstance(node, ScopeAll):
+        return AllTags()
+    if isinstance(node, TagMatch):
+        return TagGlob(node.glob)
+    if isinstance(node, TagIn):
+        return TagOr(tuple(TagGlob(f"{node.key}:{value}") for value in node.values))
+    if isinstance(node, TagRegex):
+        return IrTagRegex(node.key, node.pattern)
+    if isinstance(node, TagCompare):
+        return IrTagCompare(node.key, node.op, float(node.value))
+    if isinstance(node, ScopeNot):
+        return TagNot(tag_filter(node.operand))
+    if isinstance(node, ScopeAnd):
+        return TagAnd(tuple(tag_filter(op) for op in node.operands))
+    if isinstance(node, ScopeOr):
+        return TagOr(tuple(tag_filter(op) for op in node.operands))
+    raise TypeError(f"unknown scope node {node!r}")
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """How to compute one metric query over any window with a given step."""
+
+    metric: str
+    filter: TagFilter
+    group_by: tuple[str, ...]
+    time_aggregation: TimeAggregation
+    point_value: PointValue
+    space_aggregation: SpaceAggregation
+    # Divide each bucket by its length in seconds (`.as_rate()` on counts and rates).
+    per_second: bool
+    # Fill per stored series before space aggregation: (method, limit seconds), or None.
+    fill: tuple[str, float] | None
+    kind: str | None
+
+
+def plan(ast: MetricQueryAst, kind: str | None) -> MetricPlan:
+    """The plan of a parsed query for a metric of `kind` (its latest stored type; None when unknown)."""
+    if ast.value_filter is not None:
+        raise UnsupportedQuery(
+            "the count(v: ...) value filter is not supported; count the series with count:metric{...} instead"
+        )
+    if ast.weighted and kind not in (None, "gauge"):
+        raise UnsupportedQuery(".weighted() applies to gauges only")
+    space = ast.space_aggregator or "avg"
+    if space not in ("avg", "sum", "min", "max", "count"):
+        raise UnsupportedQuery(
+            f"the {space} aggregator needs a distribution metric; {ast.metric} is "
+            f"{'not stored yet' if kind is None else 'a ' + kind}: use avg, sum, min or max"
+        )
+    if "*" in ast.group_by:
+        raise UnsupportedQuery("group by {*} is not supported; name the tags to group by")
+    modifier = ast.type_modifier
+    per_second = False
+    point_value: PointValue = "value"
+    interpolate = kind in (None, "gauge")
+    if kind == "count":
+        time: TimeAggregation = "sum"
+        per_second = modifier == "as_rate"
+    elif kind == "rate":
+        if modifier is None:
+            time = "avg"
+        else:
+            time, point_value = "sum", "value_times_interval"
+            per_second = modifier == "as_rate"
+    else:
+        time = "avg"
+    if ast.rollup is not None and ast.rollup.aggregator is not None:
+        time = ast.rollup.aggregator
+    filling: tuple[str, float] | None = ("linear", DEFAULT_LIMIT_S) if interpolate else None
+    if ast.fill is not None:
+        limit = ast.fill.limit_seconds if ast.fill.limit_seconds is not None else DEFAULT_LIMIT_S
+        if not 0 < limit <= MAX_LIMIT_S:
+            raise UnsupportedQuery(f".fill() limit must be between 1 and {MAX_LIMIT_S} seconds, not {limit}")
+        filling = None if ast.fill.method == "null" else (ast.fill.method, float(limit))
+    return MetricPlan(
+        metric=ast.metric,
+        filter=tag_filter(ast.scope),
+        group_by=tuple(ast.group_by),
+        time_aggregation=time,
+        point_value=point_value,
+        space_aggregation=space,  # type: ignore[arg-type]
+        per_second=per_second,
+        fill=filling,
+        kind=kind,
+    )
+
+
+def requested_step_ms(ast: MetricQueryAst) -> int | None:
+    """The bucket width the query asks for with `.rollup(agg, seconds)`, if any."""
+    if ast.rollup is None or ast.rollup.seconds is None:
+        return None
+    return int(ast.rollup.seconds * 1000)
+
+
+def run(
+    store: Backend,
+    org_id: int,
+    metric_plan: MetricPlan,
+    start_ms: int,
+    end_ms: int,
+    step_ms: int,
+    timeout_s: float,
+) -> SeriesFrame:
+    """The query's series, one per group, over [start_ms, end_ms) in buckets of step_ms."""
+    query = SeriesQuery(
+        org_id=org_id,
+        metric=metric_plan.metric,
+        filter=metric_plan.filter,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        step_ms=step_ms,
+        time_aggregation=metric_plan.time_aggregation,
+        point_value=metric_plan.point_value,
+        group_by=metric_plan.group_by,
+    )
+    raw = store.query_series(query, timeout_s)
+    if metric_plan.fill is not None:
+        method, limit = metric_plan.fill
+        raw = fill(raw, method, limit)  # type: ignore[arg-type]
+    grouped = aggregate_groups(raw, metric_plan.space_aggregation)
+    if metric_plan.per_second:
+        grouped = grouped.with_values(grouped.values / (step_ms / 1000.0))
+    return grouped
