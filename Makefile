@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench bench-metrics bench-query clean
+.PHONY: install run test lint typecheck unit bench bench-metrics bench-metrics-query bench-query clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ bench: install
 # Starts VictoriaMetrics (Debian package victoria-metrics, installed if missing) beside Sextant.
 bench-metrics: install
 	$(BIN)/python bench/metrics_ingest.py
+
+# Metric queries against VictoriaMetrics on the same points; ARGS=--long adds 30 days at 1 min.
+bench-metrics-query: install
+	$(BIN)/python bench/metrics_query.py $(ARGS)
 
 # 10M events: the first run generates and imports them (a few minutes) into bench/.work/.
 bench-query: install

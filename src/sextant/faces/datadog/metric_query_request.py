@@ -3,7 +3,7 @@ as the official clients send them. Unknown fields are ignored, as the clients ad
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -64,7 +64,7 @@ class QueryRequest(msgspec.Struct):
 class TimeseriesSeries(msgspec.Struct):
     group_tags: list[str]
     query_index: int
-    unit: list[object] | None = None
+    unit: list[Any] | None = None
 
 
 class TimeseriesAttributes(msgspec.Struct):
@@ -84,7 +84,7 @@ class TimeseriesResponse(msgspec.Struct):
 
 
 class ColumnMeta(msgspec.Struct):
-    unit: list[object] | None = None
+    unit: list[Any] | None = None
 
 
 class GroupColumn(msgspec.Struct, tag_field="type", tag="group"):
@@ -122,14 +122,14 @@ class V1Series(msgspec.Struct):
     scope: str
     tag_set: list[str]
     aggr: str | None
-    attributes: dict[str, object]
+    attributes: dict[str, Any]
     query_index: int
     interval: int
     length: int
     start: int
     end: int
     pointlist: list[tuple[int, float | None]]
-    unit: list[object] | None = None
+    unit: list[Any] | None = None
 
 
 class V1QueryResponse(msgspec.Struct):

@@ -59,16 +59,19 @@ class Graph(msgspec.Struct, rename={"start": "from", "end": "to"}):
     interval: int | None = None
 
 
-class GraphAnswer(msgspec.Struct):
-    response_format: str
-    data: TimeseriesAttributes | ScalarAttributes
+class TimeseriesAnswer(msgspec.Struct, tag_field="response_format", tag="timeseries"):
+    data: TimeseriesAttributes
+
+
+class ScalarAnswer(msgspec.Struct, tag_field="response_format", tag="scalar"):
+    data: ScalarAttributes
 
 
 class GraphResponse(msgspec.Struct):
     viz: str
     start: int = msgspec.field(name="from")
     end: int = msgspec.field(name="to")
-    requests: list[GraphAnswer] = msgspec.field(default_factory=list)
+    requests: list[TimeseriesAnswer | ScalarAnswer] = msgspec.field(default_factory=list)
 
 
 class GraphApi:
@@ -118,7 +121,7 @@ class GraphApi:
         check_window(start, end)
         if not graph.requests:
             raise QueryRequestError("a graph needs at least one request")
-        answers = []
+        answers: list[TimeseriesAnswer | ScalarAnswer] = []
         for i, spec in enumerate(graph.requests):
             if not spec.queries:
                 raise QueryRequestError(f"requests[{i}]: queries must hold at least one query")
@@ -129,7 +132,7 @@ class GraphApi:
             results = evaluate_formulas(evaluation, formulas, window)
             if scalar:
                 columns = scalar_columns(spec.formulas, evaluation.names)
-                answers.append(GraphAnswer("scalar", scalar_body(results, *columns).data.attributes))
+                answers.append(ScalarAnswer(scalar_body(results, *columns).data.attributes))
             else:
-                answers.append(GraphAnswer("timeseries", timeseries_body(results).data.attributes))
+                answers.append(TimeseriesAnswer(timeseries_body(results).data.attributes))
         return GraphResponse(graph.viz, start, end, answers)
