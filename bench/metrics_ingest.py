@@ -197,7 +197,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def victoria_metrics(binary: str, work: Path) -> Iterator[Server]:
+def victoria_metrics(binary: str, work: Path, *flags: str) -> Iterator[Server]:
     port = free_port()
     log_path = work / "victoria-metrics.log"
     with open(log_path, "wb") as log:
@@ -207,6 +207,7 @@ def victoria_metrics(binary: str, work: Path) -> Iterator[Server]:
                 f"-storageDataPath={work / 'vm-data'}",
                 f"-httpListenAddr=127.0.0.1:{port}",
                 "-retentionPeriod=1y",
+                *flags,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -234,7 +234,9 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[list[object]], list[
     rows: list[list[object]] = []
     datasets = DATASETS if args.long else DATASETS[:1]
     with contextlib.ExitStack() as servers:
-        vm = servers.enter_context(victoria_metrics(vm_binary, work))
+        # Without its result cache: a repeated query would otherwise be answered from memory, while Sextant
+        # computes every answer.
+        vm = servers.enter_context(victoria_metrics(vm_binary, work, "-search.disableCache"))
         sextant = servers.enter_context(
             harness.running("sextant", harness.sextant_serve(data_dir, "--no-access-log"), work)
         )
@@ -286,7 +288,8 @@ def section(rows: list[list[object]], notes: list[str], args: argparse.Namespace
 - Data: {SERIES:,} gauge series (one host each) sent to both through their Datadog v1 series endpoints;
   load times: {"; ".join(loads)}. Each query covers the whole range at the step Datadog uses for it;
   {args.runs} timed runs per query and side, in turns, after two warm-ups; medians quoted. Both are HTTP
-  round trips from the same client.
+  round trips from the same client. VictoriaMetrics runs with `-search.disableCache`, as Sextant caches
+  no results.
 
 {chr(10).join(lines)}"""
 

@@ -62,3 +62,12 @@ def test_groups_combine_bucket_by_bucket_ignoring_nulls(how: str) -> None:
     for i, members in enumerate([[0, 1], [2], [3]]):
         want = [reduce([rows[m][j] for m in members]) for j in range(3)]
         assert same(out.values[i].tolist(), want)
+
+
+@pytest.mark.parametrize("how", ["avg", "sum", "min", "max", "count"])
+def test_one_series_per_group_comes_out_sorted_as_it_is(how: str) -> None:
+    rows = [[3.0, NAN], [1.0, 2.0]]
+    out = aggregate_groups(frame(rows, [("b",), ("a",)], ("host",)), how)  # type: ignore[arg-type]
+    assert out.labels == [("a",), ("b",)]
+    expected = [[1.0, 1.0], [1.0, NAN]] if how == "count" else [[1.0, 2.0], [3.0, NAN]]
+    assert all(same(out.values[i].tolist(), expected[i]) for i in range(2))

@@ -46,6 +46,14 @@ def aggregate_groups(frame: SeriesFrame, how: SpaceAggregation) -> SeriesFrame:
     for row, labels in enumerate(frame.labels):
         groups.setdefault(labels, []).append(row)
     ordered = sorted(groups, key=_label_key)
+    if len(groups) == len(frame.labels):
+        # One series per group (grouped by every tag that tells them apart): nothing to combine.
+        rows = [groups[labels][0] for labels in ordered]
+        block = frame.values[rows]
+        values = np.where(np.isnan(block), np.nan, 1.0) if how == "count" else block
+        return SeriesFrame(
+            frame.times, values, frame.group_by, ordered, frame.step_ms, kind=frame.kind, unit=frame.unit
+        )
     out = np.full((len(ordered), len(frame.times)), np.nan)
     for i, labels in enumerate(ordered):
         block = frame.values[groups[labels]]

@@ -82,7 +82,9 @@ def _decode(body: bytes, kind: str) -> QueryRequest:
 
 
 def _values(row: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(v) else float(v) for v in row.tolist()]
+    # msgspec writes NaN as null, which is what a missing value is in Datadog's answers: no per-value check.
+    values: list[float | None] = row.tolist()
+    return values
 
 
 def timeseries_body(results: list[Result]) -> TimeseriesResponse:
@@ -316,9 +318,8 @@ def _v1_series(
     metric = operand.query.metric if operand else expression
     scope = ",".join(tags) if tags else (render_scope(operand.query.scope) if operand else "*")
     times = frame.times.tolist()
-    points = [
-        (t, None if np.isnan(v) else float(v)) for t, v in zip(times, frame.values[row].tolist(), strict=True)
-    ]
+    # NaN is written as null (see _values).
+    points: list[tuple[int, float | None]] = list(zip(times, frame.values[row].tolist(), strict=True))
     start = times[0] if times else window.start_ms
     end = (times[-1] if times else window.start_ms) + window.step_ms - 1000
     return V1Series(
