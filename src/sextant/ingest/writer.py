@@ -51,6 +51,30 @@ class WriterStopped(Exception):
     """The writer is shutting down and takes no more events."""
 
 
+@dataclass(frozen=True)
+class Busy:
+    """Why the writer takes nothing now, for a face to answer 503 in its vendor's format."""
+
+    message: str
+    retry_after: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+def submit(
+    writer: GroupCommitWriter, batch: EventBatch | PointBatch, what: str
+) -> asyncio.Future[None] | Busy:
+    """`writer.write(batch)`, or why it cannot take it now; `what` names what waits ("events", ...)."""
+    try:
+        return writer.write(batch)
+    except WriteQueueFull as exc:
+        return Busy(f"Too many {what} are waiting to be written; retry shortly", exc.retry_after)
+    except WriterStopped:
+        return Busy("The server is shutting down; retry shortly", 1)
+
+
 class _Group:
     """Requests whose events are made durable by one append and one sync."""
 

@@ -34,7 +34,7 @@ from sextant.edge.requests import request_id
 from sextant.faces.datadog.auth import API_KEY_HEADER, AuthFailure, require_api_key
 from sextant.faces.datadog.errors import IntakeErrors, intake_error
 from sextant.faces.datadog.prodlytics import Accepted
-from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
+from sextant.ingest.writer import Busy, GroupCommitWriter, submit
 from sextant.storage.backend import Backend
 
 log = logging.getLogger("sextant.datadog")
@@ -400,18 +400,10 @@ class DatadogLogsIntake:
             return intake_error(400, str(exc))
         except LogTooLarge as exc:
             return intake_error(413, str(exc))
-        try:
-            return self._writer.write(batch)
-        except WriteQueueFull as exc:
-            return intake_error(
-                503,
-                "Too many logs are waiting to be written; retry shortly",
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        except WriterStopped:
-            return intake_error(
-                503, "The server is shutting down; retry shortly", headers={"Retry-After": "1"}
-            )
+        durable = submit(self._writer, batch, "logs")
+        if isinstance(durable, Busy):
+            return intake_error(503, durable.message, headers=durable.headers)
+        return durable
 
     def _items(self, body: bytes) -> tuple[list[Any], bool]:
         """The logs of a body and whether it was an array; refuses what is not JSON or over a limit."""

@@ -41,7 +41,7 @@ from sextant.edge.requests import request_id
 from sextant.faces.datadog._points import parse_objects, parse_pairs, translate_known
 from sextant.faces.datadog.auth import API_KEY_HEADER, AuthFailure, require_api_key
 from sextant.faces.datadog.errors import APIErrorResponse, api_error
-from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
+from sextant.ingest.writer import Busy, GroupCommitWriter, submit
 from sextant.storage.backend import Backend
 
 log = logging.getLogger("sextant.datadog")
@@ -675,13 +675,7 @@ class DatadogMetricsIntake:
             batch = translate(body, org_id, now_ms())
         except InvalidSeries as exc:
             return api_error(400, str(exc))
-        try:
-            return self._writer.write(batch)
-        except WriteQueueFull as exc:
-            return api_error(
-                503,
-                "Too many points are waiting to be written; retry shortly",
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        except WriterStopped:
-            return api_error(503, "The server is shutting down; retry shortly", headers={"Retry-After": "1"})
+        durable = submit(self._writer, batch, "points")
+        if isinstance(durable, Busy):
+            return api_error(503, durable.message, headers=durable.headers)
+        return durable

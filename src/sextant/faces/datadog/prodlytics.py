@@ -26,7 +26,7 @@ from sextant.edge.requests import request_id
 from sextant.faces.datadog.auth import AuthFailure, require_api_key
 from sextant.faces.datadog.errors import IntakeErrors, intake_error
 from sextant.faces.datadog.server_side_events import InvalidEvent, ServerSideEvents
-from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
+from sextant.ingest.writer import Busy, GroupCommitWriter, submit
 
 log = logging.getLogger("sextant.datadog")
 PATH = "/api/v2/prodlytics"
@@ -142,18 +142,10 @@ class ProductAnalyticsIntake:
             batch = self._translate(body, org_id)
         except InvalidEvent as exc:
             return intake_error(400, str(exc))
-        try:
-            return self._writer.write(batch)
-        except WriteQueueFull as exc:
-            return intake_error(
-                503,
-                "Too many events are waiting to be written; retry shortly",
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        except WriterStopped:
-            return intake_error(
-                503, "The server is shutting down; retry shortly", headers={"Retry-After": "1"}
-            )
+        durable = submit(self._writer, batch, "events")
+        if isinstance(durable, Busy):
+            return intake_error(503, durable.message, headers=durable.headers)
+        return durable
 
     def _translate(self, body: bytes, org_id: int) -> EventBatch:
         try:

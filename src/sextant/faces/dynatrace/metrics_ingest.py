@@ -49,7 +49,7 @@ from sextant.faces.dynatrace.line_protocol import (
     check_timestamp,
     parse_payload,
 )
-from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
+from sextant.ingest.writer import Busy, GroupCommitWriter, submit
 from sextant.storage.backend import Backend
 
 log = logging.getLogger("sextant.dynatrace")
@@ -317,17 +317,8 @@ class DynatraceMetricsIngest:
         lines = read_lines(parse_payload(body, encoding), caller.org_id, now_ms())
         if lines is None:
             return json_response(_EMPTY, 400)
-        try:
-            durable = self._writer.write(lines.batch)
-        except WriteQueueFull as exc:
-            return error_response(
-                503,
-                "Too many data points are waiting to be written; retry shortly",
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        except WriterStopped:
-            return error_response(
-                503, "The server is shutting down; retry shortly", headers={"Retry-After": "1"}
-            )
+        durable = submit(self._writer, lines.batch, "data points")
+        if isinstance(durable, Busy):
+            return error_response(503, durable.message, headers=durable.headers)
         await durable
         return lines.verdict()

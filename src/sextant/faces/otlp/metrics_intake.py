@@ -17,7 +17,6 @@ also stored some are counted in `partial_success`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import msgspec
@@ -38,7 +37,7 @@ from sextant.faces.otlp.json_mapping import ExportMetricsServiceRequest, ExportM
 from sextant.faces.otlp.responses import Encoding, RpcStatus, encoding_of, export_response, status_response
 from sextant.faces.otlp.translate import OtlpRequest, Translation, translate
 from sextant.faces.posthog.project_token import TokenRefused, require_project_token
-from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
+from sextant.ingest.writer import Busy, GroupCommitWriter, submit
 from sextant.storage.backend import Backend
 
 log = logging.getLogger("sextant.otlp")
@@ -203,16 +202,9 @@ class OtlpMetricsIntake:
             )
         if translation.rejected and not translation.stored:
             raise _Refusal(400, translation.error_message())
-        try:
-            durable: asyncio.Future[None] = self._writer.write(translation.batch)
-        except WriteQueueFull as exc:
-            raise _Refusal(
-                503,
-                "Too many points are waiting to be written; retry shortly",
-                {"Retry-After": str(exc.retry_after)},
-            ) from None
-        except WriterStopped:
-            raise _Refusal(503, "The server is shutting down; retry shortly", {"Retry-After": "1"}) from None
+        durable = submit(self._writer, translation.batch, "points")
+        if isinstance(durable, Busy):
+            raise _Refusal(503, durable.message, durable.headers)
         await durable
         return translation
 
