@@ -440,3 +440,45 @@ def test_a_graph_needs_requests_and_valid_json(server: RunningServer, org: dict[
     for body, message in [({"requests": []}, "at least one request"), ({"viz": "toplist"}, "invalid graph")]:
         response = post(server, org, "/api/v2/sextant/graph", body)
         assert response.status_code == 400 and message in response.json()["errors"][0]
+
+
+def test_percentiles_of_a_distribution_over_every_value(server: RunningServer, org: dict[str, Any]) -> None:
+    headers = {"DD-API-KEY": org["keys"]["dd_api_key"], "Content-Type": "application/json"}
+    values = {
+        host: {t: [float((t // 60 + i * 7 + n) % 50) for i in range(5)] for t in range(START_S, END_S, 600)}
+        for n, host in enumerate(HOSTS)
+    }
+    series = [
+        {"metric": "api.latency", "host": host, "points": [[t, v] for t, v in points.items()]}
+        for host, points in values.items()
+    ]
+    response = httpx.post(
+        server.url + "/api/v1/distribution_points", json={"series": series}, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    time.sleep(1.2)
+
+    def quantile(samples: list[float], q: float) -> float:
+        ordered = sorted(samples)
+        position = q * (len(ordered) - 1)
+        low = int(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    body = timeseries(
+        [metric("p95:api.latency{*}", "p"), metric("avg:api.latency{*} by {host}", "a")], interval=600_000
+    )
+    response = post(server, org, "/api/v2/query/timeseries", body)
+    assert response.status_code == 200, response.text
+    p95, by_host = by_time(response.json(), 0), response.json()["data"]["attributes"]
+    for t in range(START_S, END_S, 600):
+        everything = [v for host in HOSTS for v in values[host][t]]
+        assert p95[t * 1000] == pytest.approx(quantile(everything, 0.95))
+    assert [s["group_tags"] for s in by_host["series"][1:]] == [["host:db-1"], ["host:web-1"], ["host:web-2"]]
+    for row, host in enumerate(["db-1", "web-1", "web-2"], start=1):
+        assert by_host["values"][row] == pytest.approx(
+            [sum(values[host][t]) / 5 for t in range(START_S, END_S, 600)]
+        )
+    # A percentile of a gauge is refused with what to do instead.
+    response = post(server, org, "/api/v2/query/timeseries", timeseries([metric("p95:system.load.5{*}")]))
+    assert response.status_code == 400 and "distribution" in response.json()["errors"][0]

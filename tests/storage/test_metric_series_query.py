@@ -8,6 +8,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +199,56 @@ def test_rate_points_as_counts(store: DuckDBStore) -> None:
         SeriesQuery(1, "reqs", AllTags(), T0, T0 + 60_000, 60_000, "sum", "value_times_interval"), 5.0
     )
     assert frame.values.tolist() == [[50.0]] and frame.kind == "rate"
+
+
+def test_distributions_combine_their_samples_per_group_and_bucket(tmp_path: Path) -> None:
+    """avg, sum, count, min, max and percentiles over every raw value of a group, against plain Python."""
+    store = DuckDBStore(tmp_path / "d.duckdb")
+    batch = PointBatch()
+    samples: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for host, role in (("a", "web"), ("b", "web"), ("c", "db")):
+        sid = batch.add_series(1, "latency", normalize_tags([f"host:{host}", f"role:{role}"]))
+        for k in range(6):
+            values = [float((k * 7 + i * 3 + ord(host)) % 23) for i in range(1 + k % 4)]
+            t = T0 + k * 20_000
+            batch.add(
+                org_id=1,
+                series_id=sid,
+                time_ms=t,
+                kind=MetricKind.DISTRIBUTION,
+                value=sum(values),
+                count=len(values),
+                min=min(values),
+                max=max(values),
+                samples=values,
+            )
+            samples[(role, (t - T0) // 60_000)].extend(values)
+    store.append_points(batch)
+
+    def quantile(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        position = q * (len(ordered) - 1)
+        low = int(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    expected = {
+        "avg": lambda v: sum(v) / len(v),
+        "sum": sum,
+        "count": len,
+        "min": min,
+        "max": max,
+        "p50": lambda v: quantile(v, 0.5),
+        "p99.9": lambda v: quantile(v, 0.999),
+    }
+    for how, compute in expected.items():
+        query = SeriesQuery(
+            1, "latency", AllTags(), T0, T0 + 120_000, 60_000, group_by=("role",), samples=how
+        )
+        frame = store.query_series(query, 5.0)
+        assert sorted(frame.labels) == [("db",), ("web",)]
+        for row, (role,) in enumerate(frame.labels):
+            got = frame.values[row].tolist()
+            want = [float(compute(samples[(role, j)])) for j in range(2)]  # type: ignore[operator]
+            assert got == pytest.approx(want), how
+    store.close()

@@ -10,6 +10,11 @@ docs/datadog-metric-queries.md):
 | count | sum per bucket | sum per bucket | sum per bucket / bucket seconds |
 | rate | avg of the per-second values | sum of value x interval | that sum / bucket seconds |
 
+Distributions (and OTel histograms, which Datadog shows as distributions) are combined per group and
+bucket at once over their values: `avg` is the sum over the count, `sum`, `count`, `min`, `max`, and the
+percentile aggregators (`p50:` ... `p99.9:`) are taken over every raw value of the group, which only
+distributions keep.
+
 A `.rollup(agg)` replaces the time aggregation of the first column; `.fill(method, limit)` replaces the
 gauges' default interpolation (linear, up to 300 s after a real value). Space aggregation defaults to
 `avg`; `count` counts the series of the group that have a value. Tags filter by the scope tree.
@@ -48,6 +53,9 @@ from sextant.series.frame import SeriesFrame
 from sextant.series.functions.interpolation import DEFAULT_LIMIT_S, MAX_LIMIT_S, fill
 from sextant.series.space_aggregation import SpaceAggregation, aggregate_groups
 from sextant.storage.backend import Backend
+
+# Kinds whose points summarize many values (Datadog shows OTel histograms as distributions).
+DISTRIBUTION_KINDS = ("distribution", "histogram", "exponential_histogram")
 
 
 class UnsupportedQuery(ValueError):
@@ -90,6 +98,8 @@ class MetricPlan:
     # Fill per stored series before space aggregation: (method, limit seconds), or None.
     fill: tuple[str, float] | None
     kind: str | None
+    # Distributions: how the samples of a group and bucket combine (see SeriesQuery.samples).
+    samples: str | None = None
 
 
 def plan(ast: MetricQueryAst, kind: str | None) -> MetricPlan:
@@ -101,6 +111,8 @@ def plan(ast: MetricQueryAst, kind: str | None) -> MetricPlan:
     if ast.weighted and kind not in (None, "gauge"):
         raise UnsupportedQuery(".weighted() applies to gauges only")
     space = ast.space_aggregator or "avg"
+    if kind in DISTRIBUTION_KINDS:
+        return _distribution_plan(ast, kind, space)
     if space not in ("avg", "sum", "min", "max", "count"):
         raise UnsupportedQuery(
             f"the {space} aggregator needs a distribution metric; {ast.metric} is "
@@ -144,6 +156,30 @@ def plan(ast: MetricQueryAst, kind: str | None) -> MetricPlan:
     )
 
 
+def _distribution_plan(ast: MetricQueryAst, kind: str, space: str) -> MetricPlan:
+    # A distribution is combined over its samples per group and bucket at once, as Datadog computes its
+    # percentiles over every value of the group; no rollup aggregator, no interpolation.
+    if space.startswith("p") and kind != "distribution":
+        raise UnsupportedQuery(
+            f"the {space} aggregator needs the raw values of a distribution; {ast.metric} is a {kind} "
+            "(bucket counts only): use avg, sum, min, max or count"
+        )
+    if ast.type_modifier is not None:
+        raise UnsupportedQuery(f".{ast.type_modifier}() does not apply to distributions")
+    return MetricPlan(
+        metric=ast.metric,
+        filter=tag_filter(ast.scope),
+        group_by=tuple(ast.group_by),
+        time_aggregation="sum",
+        point_value="value",
+        space_aggregation="sum",
+        per_second=False,
+        fill=None,
+        kind=kind,
+        samples=space,
+    )
+
+
 def requested_step_ms(ast: MetricQueryAst) -> int | None:
     """The bucket width the query asks for with `.rollup(agg, seconds)`, if any."""
     if ast.rollup is None or ast.rollup.seconds is None:
@@ -171,8 +207,11 @@ def run(
         time_aggregation=metric_plan.time_aggregation,
         point_value=metric_plan.point_value,
         group_by=metric_plan.group_by,
+        samples=metric_plan.samples,
     )
     raw = store.query_series(query, timeout_s)
+    if metric_plan.samples is not None:
+        return raw  # already one series per group
     if metric_plan.fill is not None:
         method, limit = metric_plan.fill
         raw = fill(raw, method, limit)  # type: ignore[arg-type]

@@ -77,3 +77,6 @@ class SeriesQuery:
     point_value: PointValue = "value"
     # Tag keys whose values label each series (a series lacking a key gets None for it).
     group_by: tuple[str, ...] = ()
+    # Distributions: combine the points of each group and bucket at once, over their samples ("avg",
+    # "sum", "min", "max", "count", or a percentile "p50" ... "p99.9"); the answer has one row per group.
+    samples: str | None = None

@@ -50,5 +50,10 @@ class SeriesFrame:
         return [f"{k}:{v}" for k, v in zip(self.group_by, self.labels[row], strict=True) if v is not None]
 
 
+def label_sort_key(labels: Labels) -> tuple[tuple[int, str], ...]:
+    """Orders label tuples by their values, a missing value after every present one."""
+    return tuple((1, "") if v is None else (0, v) for v in labels)
+
+
 def empty_frame(times: npt.NDArray[np.int64], step_ms: int, group_by: tuple[str, ...] = ()) -> SeriesFrame:
     return SeriesFrame(times, np.empty((0, len(times))), group_by, [], step_ms)

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from sextant.series.frame import Labels, SeriesFrame
+from sextant.series.frame import Labels, SeriesFrame, label_sort_key
 
 SpaceAggregation = Literal["avg", "sum", "min", "max", "count"]
 DEFAULT_INTERPOLATION_MS = 300_000
@@ -45,7 +45,7 @@ def aggregate_groups(frame: SeriesFrame, how: SpaceAggregation) -> SeriesFrame:
     groups: dict[Labels, list[int]] = {}
     for row, labels in enumerate(frame.labels):
         groups.setdefault(labels, []).append(row)
-    ordered = sorted(groups, key=_label_key)
+    ordered = sorted(groups, key=label_sort_key)
     if len(groups) == len(frame.labels):
         # One series per group (grouped by every tag that tells them apart): nothing to combine.
         rows = [groups[labels][0] for labels in ordered]
@@ -82,8 +82,3 @@ def aggregate_groups(frame: SeriesFrame, how: SpaceAggregation) -> SeriesFrame:
         kind=frame.kind,
         unit=frame.unit,
     )
-
-
-def _label_key(labels: Labels) -> tuple[tuple[int, str], ...]:
-    # Missing values sort after present ones.
-    return tuple((1, "") if v is None else (0, v) for v in labels)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from sextant.series.frame import Labels, SeriesFrame
+from sextant.series.frame import SeriesFrame
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -67,11 +67,6 @@ def trim_before(frame: SeriesFrame, start_ms: int) -> SeriesFrame:
         lower=None if frame.lower is None else frame.lower[:, keep],
         upper=None if frame.upper is None else frame.upper[:, keep],
     )
-
-
-def label_sort_key(labels: Labels) -> tuple[tuple[int, str], ...]:
-    """Orders label tuples by their values, a missing value after every present one."""
-    return tuple((1, "") if v is None else (0, v) for v in labels)
 
 
 def map_present(values: FloatArray, compute: Callable[[FloatArray], FloatArray]) -> FloatArray:

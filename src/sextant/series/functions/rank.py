@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from sextant.series.frame import SeriesFrame
-from sextant.series.functions.frames import label_sort_key, take_rows
+from sextant.series.frame import SeriesFrame, label_sort_key
+from sextant.series.functions.frames import take_rows
 from sextant.series.functions.reducers import Reducer, reduce_rows
 
 Direction = Literal["asc", "desc"]

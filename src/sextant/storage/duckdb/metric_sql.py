@@ -75,6 +75,49 @@ def compile_tag_filter(node: TagFilter, params: list[object]) -> str:
     raise TypeError(f"unknown tag filter {node!r}")
 
 
+_SAMPLE_AGGREGATIONS = {
+    "avg": "sum(value) / nullif(sum(count), 0)",
+    "sum": "sum(value)",
+    "count": "sum(count)",
+    "min": "min(min)",
+    "max": "max(max)",
+}
+
+
+def compile_samples_query(query: SeriesQuery) -> tuple[str, list[object]]:
+    """One row per group and bucket (`g0..gn`, `bucket`, `v`), combining the distribution points of every
+    series of the group: sums and counts for avg/sum/count, min and max, or a percentile of all samples."""
+    assert query.samples is not None
+    params: list[object] = []
+    groups = []
+    for key in query.group_by:
+        params.extend([len(key) + 2, key + ":"])
+        groups.append("list_extract([substr(t, ?) FOR t IN tags IF starts_with(t, ?)], 1)")
+    where: list[object] = [query.org_id, query.metric]
+    selected = (
+        f"SELECT series_id{''.join(f', {g} AS g{i}' for i, g in enumerate(groups))} FROM metric_series "
+        f"WHERE org_id = ? AND metric = ? AND {compile_tag_filter(query.filter, where)}"
+    )
+    keys = "".join(f"g{i}, " for i in range(len(groups)))
+    rows = (
+        "FROM metric_points AS p JOIN sel USING (series_id) "
+        "WHERE p.org_id = ? AND time_ms >= ? AND time_ms < ?"
+    )
+    bounds: list[object] = [query.step_ms, query.step_ms, query.org_id, query.start_ms, query.end_ms]
+    if query.samples in _SAMPLE_AGGREGATIONS:
+        sql = (
+            f"WITH sel AS ({selected}) SELECT {keys}time_ms // ? * ? AS bucket, "
+            f"{_SAMPLE_AGGREGATIONS[query.samples]} AS v {rows} GROUP BY ALL"
+        )
+        return sql, [*params, *where, *bounds]
+    quantile = float(query.samples.removeprefix("p")) / 100
+    sql = (
+        f"WITH sel AS ({selected}) SELECT {keys}bucket, quantile_cont(s, ?) AS v FROM ("
+        f"SELECT {keys}time_ms // ? * ? AS bucket, unnest(samples) AS s {rows}) GROUP BY ALL"
+    )
+    return sql, [*params, *where, quantile, *bounds]
+
+
 def compile_series_query(query: SeriesQuery) -> CompiledSeriesQuery:
     series_params: list[object] = []
     groups = []

@@ -8,9 +8,9 @@ import pyarrow as pa
 
 from sextant.core.metrics import PlainRuns, PointBatch
 from sextant.query.metrics import SeriesQuery
-from sextant.series.buckets import bucket_times
-from sextant.series.frame import SeriesFrame
-from sextant.storage.duckdb.metric_sql import compile_series_query
+from sextant.series.buckets import bucket_times, densify
+from sextant.series.frame import SeriesFrame, label_sort_key
+from sextant.storage.duckdb.metric_sql import compile_samples_query, compile_series_query
 
 _POINT_SCHEMA = pa.schema(
     [
@@ -223,6 +223,8 @@ def read_points(
 
 def read_series(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> SeriesFrame:
     """The selected series rolled up into the query's buckets (every bucket overlapping its range)."""
+    if query.samples is not None:
+        return _read_samples(cursor, query)
     compiled = compile_series_query(query)
     series = cursor.execute(compiled.series_sql, compiled.series_params).fetchall()
     times = bucket_times(query.start_ms, query.end_ms, query.step_ms)
@@ -247,6 +249,37 @@ def read_series(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> Series
         kind=kind,
         unit=unit,
     )
+
+
+def _read_samples(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> SeriesFrame:
+    sql, params = compile_samples_query(query)
+    table: pa.Table = cursor.execute(sql, params).to_arrow_table()
+    times = bucket_times(query.start_ms, query.end_ms, query.step_ms)
+    keys = [table.column(f"g{i}").to_pylist() for i in range(len(query.group_by))]
+    labels: list[tuple[str | None, ...]] = []
+    index: dict[tuple[str | None, ...], int] = {}
+    rows = np.empty(table.num_rows, dtype=np.int64)
+    for r in range(table.num_rows):
+        label = tuple(k[r] for k in keys)
+        if label not in index:
+            index[label] = len(labels)
+            labels.append(label)
+        rows[r] = index[label]
+    values = densify(
+        times,
+        rows,
+        table.column("bucket").to_numpy(),
+        table.column("v").to_numpy(zero_copy_only=False).astype(float),
+        len(labels),
+        np.nan,
+    )
+    order = sorted(range(len(labels)), key=lambda i: label_sort_key(labels[i]))
+    labels, values = [labels[i] for i in order], values[order]
+    meta = cursor.execute(
+        "SELECT kind, unit FROM metric_names WHERE org_id = ? AND metric = ?", [query.org_id, query.metric]
+    ).fetchall()
+    kind, unit = (str(meta[0][0]), meta[0][1]) if meta else (None, None)
+    return SeriesFrame(times, values, query.group_by, labels, query.step_ms, kind=kind, unit=unit)
 
 
 def read_names(cursor: duckdb.DuckDBPyConnection, org_id: int) -> pa.Table:
