@@ -45,3 +45,15 @@ def test_a_query_past_its_time_limit_is_cancelled(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5
     assert store.query_events(slow, timeout_s=60).to_pylist() == [{"value": 2062}]
     store.close()
+
+
+def test_a_deadline_that_passes_before_the_statement_starts_still_counts(tmp_path: Path) -> None:
+    """A query that finishes after its deadline is answered as past its limit whether or not the watchdog's
+    interrupt stopped it (an interrupt that comes before DuckDB starts the statement does nothing, which a
+    busy machine makes happen): with no time at all, every query is past its limit."""
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    quick = EventQuery(1, 0, 1_900_000_000_000, Term(None, "x"), Aggregation("count"))
+    with pytest.raises(QueryTimeout, match=r"longer than 0 s"):
+        store.query_events(quick, timeout_s=0)
+    assert store.query_events(quick, timeout_s=60).to_pylist() == [{"value": 0}]
+    store.close()

@@ -154,6 +154,7 @@ class DuckDBStore:
         with self._schema_lock:
             schema = Schema(self._columns.ready(), self._arrays, len(self._user_keys), self._sources)
             cursor.execute("BEGIN TRANSACTION").fetchall()
+        deadline = time.monotonic() + timeout_s
         ticket = self._watchdog.arm(timeout_s, cursor.interrupt)
         try:
             yield cursor, schema
@@ -162,6 +163,10 @@ class DuckDBStore:
         finally:
             self._watchdog.disarm(ticket)
             cursor.close()
+        # An interrupt that came before DuckDB started the statement does nothing: the deadline still
+        # passed, and the answer is the same as for a statement it stopped.
+        if time.monotonic() > deadline:
+            raise QueryTimeout(f"the query ran longer than {timeout_s:g} s")
 
     def _run(self, cursor: duckdb.DuckDBPyConnection, compiled: Compiled) -> pa.Table:
         self._columns.request(compiled.from_json)
