@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from sextant.query.metric_syntax import (
     MetricQueryAst,
     Scope,
@@ -212,7 +214,7 @@ def run(
     raw = store.query_series(query, timeout_s)
     if metric_plan.samples is not None:
         return raw  # already one series per group
-    if metric_plan.fill is not None:
+    if metric_plan.fill is not None and np.isnan(raw.values).any():
         method, limit = metric_plan.fill
         raw = fill(raw, method, limit)  # type: ignore[arg-type]
     grouped = aggregate_groups(raw, metric_plan.space_aggregation)
