@@ -55,5 +55,21 @@ def label_sort_key(labels: Labels) -> tuple[tuple[int, str], ...]:
     return tuple((1, "") if v is None else (0, v) for v in labels)
 
 
+def labels_of_rows(columns: list[list[object]], count: int) -> tuple[list[Labels], npt.NDArray[np.int64]]:
+    """`count` result rows' group columns (none when ungrouped) as distinct label tuples (values as text,
+    in order of first appearance) and, per row, the index of its label."""
+    labels: list[Labels] = []
+    index: dict[Labels, int] = {}
+    rows = np.zeros(count, dtype=np.int64)
+    for r in range(count):
+        label = tuple(None if c[r] is None else str(c[r]) for c in columns)
+        found = index.get(label)
+        if found is None:
+            found = index[label] = len(labels)
+            labels.append(label)
+        rows[r] = found
+    return labels, rows
+
+
 def empty_frame(times: npt.NDArray[np.int64], step_ms: int, group_by: tuple[str, ...] = ()) -> SeriesFrame:
     return SeriesFrame(times, np.empty((0, len(times))), group_by, [], step_ms)

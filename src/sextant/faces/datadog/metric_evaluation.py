@@ -29,7 +29,7 @@ from sextant.query.search_syntax import DEFAULT_VOCABULARY, SearchSyntaxError, p
 from sextant.series.binary import GroupMatchError, Operand
 from sextant.series.buckets import densify
 from sextant.series.evaluate import FormulaError, Window, evaluate
-from sextant.series.frame import SeriesFrame
+from sextant.series.frame import SeriesFrame, labels_of_rows
 from sextant.series.functions import (
     FunctionArgumentError,
     FunctionContext,
@@ -234,15 +234,7 @@ def frame_of_events(table: pa.Table, query: EventQuery, window: Window) -> Serie
     without buckets (a scalar query), one value per group in the window's first bucket."""
     assert isinstance(table, pa.Table)
     keys = [f"k{i}" for i in range(len(query.group_by))]
-    labels: list[tuple[str | None, ...]] = []
-    index: dict[tuple[str | None, ...], int] = {}
-    rows = np.empty(table.num_rows, dtype=np.int64)
-    columns = [table.column(k).to_pylist() for k in keys]
-    for r in range(table.num_rows):
-        label = tuple(None if c[r] is None else str(c[r]) for c in columns)
-        rows[r] = index.setdefault(label, len(index))
-        if rows[r] == len(labels):
-            labels.append(label)
+    labels, rows = labels_of_rows([table.column(k).to_pylist() for k in keys], table.num_rows)
     times = window.times
     found = table.column("value").to_numpy(zero_copy_only=False).astype(float)
     if query.interval_ms is None:

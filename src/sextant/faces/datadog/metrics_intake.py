@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs
 
 import msgspec
@@ -338,62 +338,6 @@ def _raw_points_error(index: int, message: str) -> InvalidSeries:
     )
 
 
-def _translate_v2(payload: _RawPointsPayload, run: _Translation) -> PointBatch:
-    series = payload.series
-    i = run.native(series, 0, 2, _V2_NATIVE_KINDS)
-    while i < len(series):
-        _translate_one_v2(i, series[i], run)
-        i = run.native(series, i + 1, 2, _V2_NATIVE_KINDS)
-    return run.batch
-
-
-def _translate_one_v2(i: int, series: _RawPointsSeries, run: _Translation) -> None:
-    """A series the native translation left: not seen yet, or not of the common shape."""
-    batch = run.batch
-    kind, temporality = _V2_KINDS[series.type]
-    raw = series.points
-    interval_ms = run.interval_ms(i, kind, series.interval)
-    resources = series.resources
-    key = (series.metric, tuple(resources) if resources else None, tuple(series.tags or ()))
-    known = run.series(i, key, lambda: _resource_tags(i, series))
-    sid = known[0]
-    filled = batch.add_filled(
-        parse_objects,
-        (raw, run.floor, run.ceiling),
-        org_id=run.org_id,
-        series_id=sid,
-        kind=kind,
-        interval_ms=interval_ms,
-        temporality=temporality,
-        unit=series.unit,
-    )
-    if filled >= 0:
-        if filled:
-            run.register(series.metric, known)
-        return
-    # Not for the native parser: decode the points as documented, which also says what is wrong.
-    try:
-        points = _decode_v2_points(raw)
-    except msgspec.ValidationError as exc:
-        raise _raw_points_error(i, str(exc)) from None
-    if not points:
-        return
-    seconds = [p.timestamp for p in points]
-    times = [t * 1000 for t in seconds]
-    run.check_times(i, times, seconds)
-    batch.add_values(
-        org_id=run.org_id,
-        series_id=sid,
-        kind=kind,
-        times_ms=times,
-        values=[p.value for p in points],
-        interval_ms=interval_ms,
-        temporality=temporality,
-        unit=series.unit,
-    )
-    run.register(series.metric, known)
-
-
 def _v1_times(index: int, seconds: Sequence[float]) -> list[int]:
     """Epoch seconds (v1 allows a fraction) as milliseconds, rounded so that 1700000000.123 is
     1700000000123, not ...122."""
@@ -406,63 +350,119 @@ def _v1_times(index: int, seconds: Sequence[float]) -> list[int]:
         ) from None
 
 
-def _translate_v1(payload: _RawPointsPayloadV1, run: _Translation) -> PointBatch:
-    series = payload.series
-    i = run.native(series, 0, 1, _V1_NATIVE_KINDS)
+@dataclass(frozen=True)
+class _Shape:
+    """What differs between the v1 and v2 series shapes, for the one translation of both."""
+
+    version: int
+    kinds: Mapping[Any, tuple[MetricKind, Temporality | None]]
+    native_kinds: _NativeKinds
+    parse: Callable[..., int]
+    key: Callable[[Any], SeriesKey]
+    tags: Callable[[int, Any], tuple[str, ...]]
+    unit: Callable[[Any], str | None]
+    # The points decoded as documented (raising msgspec's error): times in ms, the seconds as sent, values.
+    decode: Callable[[int, msgspec.Raw], tuple[list[int], Sequence[float], list[float]]]
+
+
+def _decode_v2(index: int, raw: msgspec.Raw) -> tuple[list[int], Sequence[float], list[float]]:
+    points = _decode_v2_points(raw)
+    seconds = [p.timestamp for p in points]
+    return [t * 1000 for t in seconds], seconds, [p.value for p in points]
+
+
+def _decode_v1(index: int, raw: msgspec.Raw) -> tuple[list[int], Sequence[float], list[float]]:
+    points = _decode_v1_points(raw)
+    if not points:
+        return [], [], []
+    seconds, values = zip(*points, strict=True)
+    return _v1_times(index, seconds), seconds, list(values)
+
+
+_V2_SHAPE = _Shape(
+    version=2,
+    kinds=_V2_KINDS,
+    native_kinds=_V2_NATIVE_KINDS,
+    parse=parse_objects,
+    key=lambda s: (s.metric, tuple(s.resources) if s.resources else None, tuple(s.tags or ())),
+    tags=_resource_tags,
+    unit=lambda s: s.unit,
+    decode=_decode_v2,
+)
+_V1_SHAPE = _Shape(
+    version=1,
+    kinds=_V1_KINDS,
+    native_kinds=_V1_NATIVE_KINDS,
+    parse=parse_pairs,
+    key=lambda s: (s.metric, s.host, tuple(s.tags or ())),
+    tags=lambda _, s: _host_tags(s.host, s.tags),
+    unit=lambda _: None,
+    decode=_decode_v1,
+)
+
+
+def _translate(series: Sequence[Any], run: _Translation, shape: _Shape) -> PointBatch:
+    i = run.native(series, 0, shape.version, shape.native_kinds)
     while i < len(series):
-        _translate_one_v1(i, series[i], run)
-        i = run.native(series, i + 1, 1, _V1_NATIVE_KINDS)
+        _translate_one(i, series[i], run, shape)
+        i = run.native(series, i + 1, shape.version, shape.native_kinds)
     return run.batch
 
 
-def _translate_one_v1(i: int, series: _RawPointsSeriesV1, run: _Translation) -> None:
+def _translate_v2(payload: _RawPointsPayload, run: _Translation) -> PointBatch:
+    return _translate(payload.series, run, _V2_SHAPE)
+
+
+def _translate_v1(payload: _RawPointsPayloadV1, run: _Translation) -> PointBatch:
+    return _translate(payload.series, run, _V1_SHAPE)
+
+
+def _translate_one(i: int, series: Any, run: _Translation, shape: _Shape) -> None:
     """A series the native translation left: not seen yet, or not of the common shape."""
     batch = run.batch
-    kind, temporality = _V1_KINDS[series.type]
+    kind, temporality = shape.kinds[series.type]
     raw = series.points
     interval_ms = run.interval_ms(i, kind, series.interval)
-    key = (series.metric, series.host, tuple(series.tags or ()))
-    known = run.series(i, key, lambda: _host_tags(series.host, series.tags))
-    sid = known[0]
+    known = run.series(i, shape.key(series), lambda: shape.tags(i, series))
+    unit = shape.unit(series)
     filled = batch.add_filled(
-        parse_pairs,
+        shape.parse,
         (raw, run.floor, run.ceiling),
         org_id=run.org_id,
-        series_id=sid,
+        series_id=known[0],
         kind=kind,
         interval_ms=interval_ms,
         temporality=temporality,
+        unit=unit,
     )
-    if filled >= 0:
-        if filled:
-            run.register(series.metric, known)
+    if filled < 0:
+        # Not for the native parser: decode the points as documented, which also says what is wrong.
+        try:
+            times, seconds, values = shape.decode(i, raw)
+        except msgspec.ValidationError as exc:
+            raise _raw_points_error(i, str(exc)) from None
+        if not times:
+            return
+        run.check_times(i, times, seconds)
+        batch.add_values(
+            org_id=run.org_id,
+            series_id=known[0],
+            kind=kind,
+            times_ms=times,
+            values=values,
+            interval_ms=interval_ms,
+            temporality=temporality,
+            unit=unit,
+        )
+    elif filled == 0:
         return
-    try:
-        points = _decode_v1_points(raw)
-    except msgspec.ValidationError as exc:
-        raise _raw_points_error(i, str(exc)) from None
-    if not points:
-        return
-    seconds, values = zip(*points, strict=True)
-    times = _v1_times(i, seconds)
-    run.check_times(i, times, seconds)
-    batch.add_values(
-        org_id=run.org_id,
-        series_id=sid,
-        kind=kind,
-        times_ms=times,
-        values=list(values),
-        interval_ms=interval_ms,
-        temporality=temporality,
-    )
     run.register(series.metric, known)
 
 
 def _translate_distributions(payload: DistributionPointsPayload, run: _Translation) -> PointBatch:
     batch = run.batch
     for i, series in enumerate(payload.series):
-        key = (series.metric, series.host, tuple(series.tags or ()))
-        known = run.series(i, key, lambda: _host_tags(series.host, series.tags))  # noqa: B023 - called at once
+        known = run.series(i, _V1_SHAPE.key(series), lambda: _V1_SHAPE.tags(i, series))  # noqa: B023 - called at once
         sid = known[0]
         if series.points:
             run.register(series.metric, known)

@@ -9,7 +9,7 @@ import pyarrow as pa
 from sextant.core.metrics import PlainRuns, PointBatch
 from sextant.query.metrics import SeriesQuery
 from sextant.series.buckets import bucket_times, densify
-from sextant.series.frame import SeriesFrame, label_sort_key
+from sextant.series.frame import SeriesFrame, label_sort_key, labels_of_rows
 from sextant.storage.duckdb.metric_sql import compile_samples_query, compile_series_query
 
 _POINT_SCHEMA = pa.schema(
@@ -235,10 +235,7 @@ def read_series(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> Series
         rows = np.searchsorted(ids, points.column("series_id").to_numpy())
         columns = (points.column("bucket").to_numpy() - times[0]) // query.step_ms
         values[rows, columns] = points.column("v").to_numpy(zero_copy_only=False)
-    meta = cursor.execute(
-        "SELECT kind, unit FROM metric_names WHERE org_id = ? AND metric = ?", [query.org_id, query.metric]
-    ).fetchall()
-    kind, unit = (str(meta[0][0]), meta[0][1]) if meta else (None, None)
+    kind, unit = read_metric_info(cursor, query.org_id, query.metric) or (None, None)
     return SeriesFrame(
         times=times,
         values=values,
@@ -255,16 +252,9 @@ def _read_samples(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> Seri
     sql, params = compile_samples_query(query)
     table: pa.Table = cursor.execute(sql, params).to_arrow_table()
     times = bucket_times(query.start_ms, query.end_ms, query.step_ms)
-    keys = [table.column(f"g{i}").to_pylist() for i in range(len(query.group_by))]
-    labels: list[tuple[str | None, ...]] = []
-    index: dict[tuple[str | None, ...], int] = {}
-    rows = np.empty(table.num_rows, dtype=np.int64)
-    for r in range(table.num_rows):
-        label = tuple(k[r] for k in keys)
-        if label not in index:
-            index[label] = len(labels)
-            labels.append(label)
-        rows[r] = index[label]
+    labels, rows = labels_of_rows(
+        [table.column(f"g{i}").to_pylist() for i in range(len(query.group_by))], table.num_rows
+    )
     values = densify(
         times,
         rows,
@@ -275,11 +265,18 @@ def _read_samples(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> Seri
     )
     order = sorted(range(len(labels)), key=lambda i: label_sort_key(labels[i]))
     labels, values = [labels[i] for i in order], values[order]
-    meta = cursor.execute(
-        "SELECT kind, unit FROM metric_names WHERE org_id = ? AND metric = ?", [query.org_id, query.metric]
-    ).fetchall()
-    kind, unit = (str(meta[0][0]), meta[0][1]) if meta else (None, None)
+    kind, unit = read_metric_info(cursor, query.org_id, query.metric) or (None, None)
     return SeriesFrame(times, values, query.group_by, labels, query.step_ms, kind=kind, unit=unit)
+
+
+def read_metric_info(
+    cursor: duckdb.DuckDBPyConnection, org_id: int, metric: str
+) -> tuple[str, str | None] | None:
+    """The metric's latest kind and unit, or None when it has no points."""
+    rows = cursor.execute(
+        "SELECT kind, unit FROM metric_names WHERE org_id = ? AND metric = ?", [org_id, metric]
+    ).fetchall()
+    return (str(rows[0][0]), rows[0][1]) if rows else None
 
 
 def read_names(cursor: duckdb.DuckDBPyConnection, org_id: int) -> pa.Table:

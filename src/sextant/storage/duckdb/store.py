@@ -24,7 +24,13 @@ from sextant.storage.backend import QueryTimeout
 from sextant.storage.duckdb.attribute_columns import AttributeColumns
 from sextant.storage.duckdb.event_sql import Compiled, compile_event_list, compile_event_query
 from sextant.storage.duckdb.fields import Schema
-from sextant.storage.duckdb.metric_tables import MetricTables, read_names, read_points, read_series
+from sextant.storage.duckdb.metric_tables import (
+    MetricTables,
+    read_metric_info,
+    read_names,
+    read_points,
+    read_series,
+)
 from sextant.storage.duckdb.schema import migrate
 from sextant.storage.watchdog import Watchdog
 
@@ -282,10 +288,7 @@ class DuckDBStore:
 
     def metric_info(self, org_id: int, metric: str, timeout_s: float) -> tuple[str, str | None] | None:
         with self._snapshot(timeout_s) as (cursor, _):
-            rows = cursor.execute(
-                "SELECT kind, unit FROM metric_names WHERE org_id = ? AND metric = ?", [org_id, metric]
-            ).fetchall()
-        return (str(rows[0][0]), rows[0][1]) if rows else None
+            return read_metric_info(cursor, org_id, metric)
 
     def metric_names(self, org_id: int, timeout_s: float) -> pa.Table:
         with self._snapshot(timeout_s) as (cursor, _):
