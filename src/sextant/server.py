@@ -35,7 +35,9 @@ from sextant.faces.datadog.metric_queries import DatadogMetricQueries
 from sextant.faces.datadog.metrics_intake import DatadogMetricsIntake
 from sextant.faces.datadog.prodlytics import ProductAnalyticsIntake
 from sextant.faces.dynatrace.metrics_ingest import DynatraceMetricsIngest
+from sextant.faces.dynatrace.timeseries_v1 import DynatraceTimeseriesApi
 from sextant.faces.otlp.metrics_intake import OtlpMetricsIntake
+from sextant.faces.posthog.metrics_api import PostHogMetricsApi
 from sextant.faces.sextant.graph import GraphApi
 from sextant.faces.sextant.metric_points import MetricPointsApi
 from sextant.faces.sextant.segments import SegmentsApi
@@ -134,6 +136,8 @@ def build_app(runtime: Runtime) -> ASGIApp:
     endpoints.extend(DatadogMetricMetadataApi(runtime.directory, runtime.store).endpoints())
     endpoints.extend(DatadogMetricQueries(runtime.directory, runtime.store).endpoints())
     endpoints.extend(GraphApi(runtime.directory, runtime.store).endpoints())
+    endpoints.extend(DynatraceTimeseriesApi(runtime.directory, runtime.store).endpoints())
+    endpoints.extend(PostHogMetricsApi(runtime.directory, runtime.store).endpoints())
     endpoints.extend(_system_endpoints(runtime, endpoints))
 
     @contextlib.asynccontextmanager

@@ -63,6 +63,31 @@ def test_open_control_on_a_fresh_path_migrates(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_all_scope_personal_keys_get_the_metrics_scopes_on_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "control.sqlite3"
+    engine = open_control(path)
+    provision_org(engine, "acme")
+    with engine.begin() as conn:
+        org_id = find_org(conn, "acme").id
+        narrow = create_key(
+            conn, org_id=org_id, kind=KeyKind.POSTHOG_PERSONAL_KEY, name="n", scopes=("query:read",)
+        )
+    engine.dispose()
+    # The database as version 5 left it: all-scope personal keys had only the two scopes of then.
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM schema_migrations WHERE version = 6")
+        db.execute(
+            "UPDATE keys SET scopes = ? WHERE kind = 'posthog_personal_key' AND name != 'n'",
+            [json.dumps(["query:read", "project:read"])],
+        )
+    engine = open_control(path)
+    with engine.connect() as conn:
+        scopes = {k.name: k.scopes for k in list_keys(conn, org_id) if k.kind is KeyKind.POSTHOG_PERSONAL_KEY}
+    engine.dispose()
+    assert scopes.pop("n") == ("query:read",)
+    assert list(scopes.values()) == [("query:read", "project:read", "metrics:read", "metrics:write")]
+
+
 def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "control.sqlite3"
     first = open_control(path)

@@ -38,7 +38,7 @@ SCOPES: dict[KeyKind, tuple[str, ...]] = {
         "metrics_metadata_write",
     ),
     KeyKind.DYNATRACE_TOKEN: ("metrics.ingest", "metrics.read", "DataExport"),
-    KeyKind.POSTHOG_PERSONAL_KEY: ("query:read", "project:read"),
+    KeyKind.POSTHOG_PERSONAL_KEY: ("query:read", "project:read", "metrics:read", "metrics:write"),
     KeyKind.POSTHOG_PROJECT_TOKEN: ("ingest",),
 }
 

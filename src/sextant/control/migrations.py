@@ -36,28 +36,35 @@ def _v3_metric_metadata(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.metric_metadata])
 
 
-# The application-key scopes there were before dashboards and metric metadata: a key holding all of them
-# was made as an all-scope key (`orgs create`, `keys create` without --scope), so it gets the scopes added
-# since, as a key created now would.
-_APP_SCOPES_OF_V2 = frozenset({"rum_apps_read", "timeseries_query", "metrics_read", "logs_read_data"})
+# The scopes each kind had when it was first made: a key holding all of them was made as an all-scope
+# key (`orgs create`, `keys create` without --scope), so it gets the scopes added since, as a key created
+# now would.
+_FIRST_SCOPES = {
+    "dd_app_key": frozenset({"rum_apps_read", "timeseries_query", "metrics_read", "logs_read_data"}),
+    "posthog_personal_key": frozenset({"query:read", "project:read"}),
+}
 
 
-def _grant_to_all_scope_app_keys(conn: sa.Connection, added: tuple[str, ...]) -> None:
+def _grant_to_all_scope_keys(conn: sa.Connection, kind: str, added: tuple[str, ...]) -> None:
     keys = schema.keys
-    app_keys = conn.execute(sa.select(keys.c.id, keys.c.scopes).where(keys.c.kind == "dd_app_key")).all()
-    for key_id, scopes in app_keys:
+    rows = conn.execute(sa.select(keys.c.id, keys.c.scopes).where(keys.c.kind == kind)).all()
+    for key_id, scopes in rows:
         missing = [s for s in added if s not in scopes]
-        if set(scopes) >= _APP_SCOPES_OF_V2 and missing:
+        if set(scopes) >= _FIRST_SCOPES[kind] and missing:
             conn.execute(keys.update().where(keys.c.id == key_id).values(scopes=[*scopes, *missing]))
 
 
 def _v4_dashboards(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.dashboards])
-    _grant_to_all_scope_app_keys(conn, ("dashboards_read", "dashboards_write"))
+    _grant_to_all_scope_keys(conn, "dd_app_key", ("dashboards_read", "dashboards_write"))
 
 
 def _v5_metric_metadata_write_scope(conn: sa.Connection) -> None:
-    _grant_to_all_scope_app_keys(conn, ("metrics_metadata_write",))
+    _grant_to_all_scope_keys(conn, "dd_app_key", ("metrics_metadata_write",))
+
+
+def _v6_posthog_metrics_scopes(conn: sa.Connection) -> None:
+    _grant_to_all_scope_keys(conn, "posthog_personal_key", ("metrics:read", "metrics:write"))
 
 
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
@@ -66,6 +73,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (3, _v3_metric_metadata),
     (4, _v4_dashboards),
     (5, _v5_metric_metadata_write_scope),
+    (6, _v6_posthog_metrics_scopes),
 ]
 
 
