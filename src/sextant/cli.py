@@ -156,13 +156,25 @@ def serve(
             "with Retry-After.",
         ),
     ] = Limits().write_queue_points,
+    max_queue_wait: Annotated[
+        float,
+        typer.Option(
+            envvar="SEXTANT_MAX_QUEUE_WAIT",
+            min=0.0,
+            help="Seconds a request may wait for room when the queue is full before it is answered 503 "
+            "(0 refuses at once).",
+        ),
+    ] = Limits().queue_wait_s,
 ) -> None:
     """Start the server on the embedded DuckDB store. SIGTERM or Ctrl-C commits pending writes and exits."""
     from sextant.server import serve as run
     from sextant.storage.duckdb.store import StoreBusy
 
     limits = dataclasses.replace(
-        Limits(), write_queue_events=max_queued_events, write_queue_points=max_queued_points
+        Limits(),
+        write_queue_events=max_queued_events,
+        write_queue_points=max_queued_points,
+        queue_wait_s=max_queue_wait,
     )
     try:
         run(Settings(data_dir=data_dir, host=host, port=port, access_log=access_log, limits=limits))

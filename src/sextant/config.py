@@ -20,6 +20,9 @@ class Limits:
     write_queue_events: int = 200_000
     # Metric points accepted but not yet in the store (a plain point takes a few dozen bytes meanwhile).
     write_queue_points: int = 2_000_000
+    # How long a request may wait for room in a full queue before that 503: a client sending as fast as it
+    # can is slowed to the store's pace rather than refused, and a 503 means the store has fallen behind.
+    queue_wait_s: float = 2.0
     # Events in one commit: large enough to amortize the fsync, small enough to bound commit latency.
     commit_events: int = 50_000
     # Datadog documents these for POST /api/v2/series (500 KB compressed, 5 MB decompressed) and

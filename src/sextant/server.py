@@ -79,6 +79,7 @@ def open_runtime(settings: Settings) -> Runtime:
         max_queued_events=settings.limits.write_queue_events,
         max_queued_points=settings.limits.write_queue_points,
         max_commit_events=settings.limits.commit_events,
+        queue_wait_s=settings.limits.queue_wait_s,
     )
     return Runtime(settings, directory, store, writer, bootstrapped)
 

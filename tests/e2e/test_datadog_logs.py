@@ -800,7 +800,7 @@ def test_stored_rows(tmp_path: Path) -> None:
 
 def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    running = start_server(data_dir, "--max-queued-events", "1000")
+    running = start_server(data_dir, "--max-queued-events", "1000", "--max-queue-wait", "0")
     try:
         org = provision(data_dir, "busy")
         body = json.dumps([{"message": f"line {i}"} for i in range(1000)]).encode()

@@ -978,7 +978,7 @@ def test_v1_limits_are_3200000_bytes_and_62_mib_decompressed(
 
 def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    running = start_server(data_dir, "--max-queued-points", "1000")
+    running = start_server(data_dir, "--max-queued-points", "1000", "--max-queue-wait", "0")
     try:
         org = provision(data_dir, "busy")
         t = now_s()

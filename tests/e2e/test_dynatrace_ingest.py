@@ -501,7 +501,7 @@ def test_content_types_and_charsets(server: RunningServer, org: dict[str, Any]) 
 
 
 def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
-    running = start_server(tmp_path / "data", "--max-queued-points", "1000")
+    running = start_server(tmp_path / "data", "--max-queued-points", "1000", "--max-queue-wait", "0")
     try:
         busy = provision(running.data_dir, "busy")
         body = "".join(f"busy.m,i={i} {i}\n" for i in range(1000)).encode()

@@ -829,7 +829,7 @@ def test_decompressed_limit_and_gzip_bomb_are_413(server: RunningServer, acme: d
 
 def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    running = start_server(data_dir, "--max-queued-points", "1000")
+    running = start_server(data_dir, "--max-queued-points", "1000", "--max-queue-wait", "0")
     try:
         org = provision(data_dir, "busy")
         name = unique("busy")

@@ -515,19 +515,24 @@ def test_stored_events_keep_every_field_flattened(tmp_path: Path) -> None:
     assert stored_dated["attributes"] == {"date": before - 86_400_000}
 
 
-def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    running = start_server(data_dir, "--max-queued-events", "1000")
+def burst(data_dir: Path, *flags: str) -> list[httpx.Response]:
+    """64 batches of 1000 events from 16 connections at once, to a server whose queue holds 1000."""
+    running = start_server(data_dir, "--max-queued-events", "1000", *flags)
     try:
         org = provision(data_dir, "busy")
         body = json.dumps([event(org["application_id"], n=i) for i in range(1000)]).encode()
         headers = {"Content-Type": "application/json", "DD-API-KEY": org["keys"]["dd_api_key"]}
         with httpx.Client(timeout=60) as client, ThreadPoolExecutor(16) as pool:
-            responses = list(
+            return list(
                 pool.map(lambda _: client.post(running.url + PATH, content=body, headers=headers), range(64))
             )
     finally:
         assert running.stop() == 0
+
+
+def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    responses = burst(data_dir, "--max-queue-wait", "0")
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {202, 503}
     assert 202 in statuses and 503 in statuses, statuses
@@ -536,3 +541,12 @@ def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     assert_error(refused, 503, "retry shortly")
     # Exactly the acknowledged batches were stored: a refusal writes nothing.
     assert len(stored_events(data_dir)) == 1000 * statuses.count(202)
+
+
+def test_a_burst_waits_for_room_in_the_queue_rather_than_being_refused(tmp_path: Path) -> None:
+    # By default a request waits (up to --max-queue-wait seconds) while the store makes room: a burst
+    # the store can absorb is slowed down, not refused.
+    data_dir = tmp_path / "data"
+    statuses = [r.status_code for r in burst(data_dir, "--max-queue-wait", "30")]
+    assert statuses == [202] * 64
+    assert len(stored_events(data_dir)) == 64_000

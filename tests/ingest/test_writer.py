@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
+from sextant.core.events import EventBatch
 from sextant.core.timeutil import now_ms
+from sextant.ingest import writer as writer_module
 from sextant.ingest.log import IngestLog
 from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
 from sextant.storage.duckdb.store import DuckDBStore
@@ -192,3 +195,55 @@ def test_a_series_is_defined_in_the_log_once_and_recovered_from_the_store(tmp_pa
     (name,) = reopened.metric_names(1, 5.0).to_pylist()
     assert name["last_seen_ms"] == now - 8  # the replayed points counted for the metric too
     reopened.close()
+
+
+class RecordingStore(DuckDBStore):
+    """The real store, noting how many events each load carried."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.loads: list[int] = []
+
+    def append_events(self, batch: EventBatch, first_event_id: int, log_seq: int | None = None) -> None:
+        super().append_events(batch, first_event_id, log_seq)
+        self.loads.append(len(batch))
+
+
+def test_a_filling_queue_is_loaded_without_waiting_for_the_load_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loads are spaced to let groups gather; a queue past a quarter of its bound must not wait for that,
+    # or bursts of batches would be refused while the store could keep up.
+    monkeypatch.setattr(writer_module, "LOAD_INTERVAL_S", 30.0)
+    store = RecordingStore(tmp_path / "sextant.duckdb")
+
+    async def scenario() -> float:
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=1000, max_commit_events=1000
+        )
+        writer.start()
+        now = now_ms()
+        await writer.write(batch_of([now]))
+        await loaded(store, [1])
+        # Below a quarter of the bound, the loader keeps gathering.
+        await writer.write(batch_of([now] * 100))
+        await asyncio.sleep(0.5)
+        assert store.loads == [1]
+        started = time.monotonic()
+        await writer.write(batch_of([now] * 200))
+        await loaded(store, [1, 300])
+        waited = time.monotonic() - started
+        await writer.stop()
+        return waited
+
+    waited = asyncio.run(scenario())
+    store.close()
+    assert waited < 5.0
+    assert len(stored_events(tmp_path)) == 301
+
+
+async def loaded(store: RecordingStore, loads: list[int]) -> None:
+    deadline = time.monotonic() + 10
+    while store.loads != loads:
+        assert time.monotonic() < deadline, f"loads {store.loads}, not {loads}, after 10 s"
+        await asyncio.sleep(0.01)

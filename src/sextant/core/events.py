@@ -90,6 +90,36 @@ class EventBatch:
             if value.__class__ is list:
                 self.array_paths.add(path)
 
+    def add_rows(
+        self,
+        *,
+        org_id: int,
+        source: str,
+        type: str,
+        time_ms: list[int],
+        name: list[str],
+        application_id: list[str | None],
+        usr_id: list[str | None],
+        account_id: list[str | None],
+        session_id: list[str | None],
+        attributes: list[str],
+        array_paths: set[str],
+    ) -> None:
+        """Many events of one organization, source and type at once, their attributes already encoded
+        (JSON objects of flattened paths, as `add` writes them)."""
+        count = len(time_ms)
+        self.org_id.extend([org_id] * count)
+        self.time_ms.extend(time_ms)
+        self.source.extend([source] * count)
+        self.name.extend(name)
+        self.type.extend([type] * count)
+        self.application_id.extend(application_id)
+        self.usr_id.extend(usr_id)
+        self.account_id.extend(account_id)
+        self.session_id.extend(session_id)
+        self.attributes.extend(attributes)
+        self.array_paths |= array_paths
+
     def extend(self, other: EventBatch) -> None:
         for column in self.__slots__:
             if column == "array_paths":

@@ -15,6 +15,7 @@ answer 503 with Retry-After) instead of unbounded memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import struct
@@ -63,16 +64,26 @@ class Busy:
         return {"Retry-After": str(self.retry_after)}
 
 
-def submit(
-    writer: GroupCommitWriter, batch: EventBatch | PointBatch, what: str
-) -> asyncio.Future[None] | Busy:
-    """`writer.write(batch)`, or why it cannot take it now; `what` names what waits ("events", ...)."""
+_STOPPING = Busy("The server is shutting down; retry shortly", 1)
+
+
+async def submit(writer: GroupCommitWriter, batch: EventBatch | PointBatch, what: str) -> Busy | None:
+    """Write `batch` and return once it is durable, or say why the writer cannot take it (after waiting
+    up to the writer's `queue_wait_s` for room in a full queue); `what` names what waits ("events",
+    ...). A failure to write or sync is raised."""
     try:
-        return writer.write(batch)
-    except WriteQueueFull as exc:
-        return Busy(f"Too many {what} are waiting to be written; retry shortly", exc.retry_after)
+        durable = writer.write(batch)
+    except WriteQueueFull:
+        try:
+            durable = await writer.write_when_room(batch, writer.queue_wait_s)
+        except WriteQueueFull as exc:
+            return Busy(f"Too many {what} are waiting to be written; retry shortly", exc.retry_after)
+        except WriterStopped:
+            return _STOPPING
     except WriterStopped:
-        return Busy("The server is shutting down; retry shortly", 1)
+        return _STOPPING
+    await durable
+    return None
 
 
 class _Group:
@@ -135,8 +146,11 @@ class GroupCommitWriter:
         max_queued_events: int,
         max_commit_events: int,
         max_queued_points: int = 2_000_000,
+        queue_wait_s: float = 0.0,
     ) -> None:
         self._store = store
+        # How long a write may wait for room in a full queue before it is refused (see submit).
+        self.queue_wait_s = queue_wait_s
         self._log = ingest_log
         self._max_queued = max_queued_events
         self._max_queued_points = max_queued_points
@@ -153,6 +167,10 @@ class GroupCommitWriter:
         # point takes a few dozen bytes until it is stored, an event about a kilobyte).
         self._queued = 0
         self._queued_points = 0
+        # True while the loader lets groups gather (see _load_loop); guarded by _lock.
+        self._gathering = False
+        # Requests waiting for room in a full queue (write_when_room), woken when loads free some.
+        self._room_waiters: list[asyncio.Future[None]] = []
         self._lock = threading.Lock()
         self._loaded = threading.Condition(self._lock)
         self._to_load: deque[_Logged] = deque()
@@ -215,6 +233,32 @@ class GroupCommitWriter:
             self._write_next()
         # A client that hangs up cancels only its own future: the group is written all the same.
         return future
+
+    async def write_when_room(self, batch: EventBatch | PointBatch, wait_s: float) -> asyncio.Future[None]:
+        """`write(batch)` once the queue has room for it, waiting up to `wait_s`; then WriteQueueFull."""
+        assert self._loop is not None
+        deadline = self._loop.time() + wait_s
+        while True:
+            waiter = self._loop.create_future()
+            self._room_waiters.append(waiter)
+            try:
+                # Tried again after registering: room freed just before would have woken nobody.
+                return self.write(batch)
+            except WriteQueueFull:
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter, remaining)
+            finally:
+                if waiter in self._room_waiters:
+                    self._room_waiters.remove(waiter)
+
+    def _wake_room_waiters(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def stop(self) -> None:
         """Make durable and store everything already accepted, then stop."""
@@ -284,7 +328,9 @@ class GroupCommitWriter:
             self.commits += 1
             with self._lock:
                 self._to_load.append(logged)
-                self._loaded.notify_all()
+                # A gathering loader is woken only to keep the queue from filling (see _load_loop).
+                if not self._gathering or self._behind():
+                    self._loaded.notify_all()
             self._release(group, None, None)
         self._write_next()
 
@@ -301,14 +347,23 @@ class GroupCommitWriter:
 
     # --- loader thread: visibility, and the store's background work -----------------------------------
 
+    def _behind(self) -> bool:
+        """More than a quarter of a queue bound waits to be stored (call with _lock held)."""
+        return self._queued * 4 > self._max_queued or self._queued_points * 4 > self._max_queued_points
+
     def _load_loop(self) -> None:
         last_load = 0.0
         while True:
             # Each store transaction has a fixed cost: under load, let groups gather for a moment so that
             # one transaction carries many (events still reach the store well within a second).
+            # Unless the queue is filling up: then loads follow each other at once, so that bursts of
+            # batches are answered with 503 only when the store truly cannot keep up.
             pause = last_load + LOAD_INTERVAL_S - time.monotonic()
             if pause > 0 and not self._writer_done:
-                time.sleep(pause)
+                with self._lock:
+                    self._gathering = True
+                    self._loaded.wait_for(lambda: self._writer_done or self._behind(), timeout=pause)
+                    self._gathering = False
             with self._lock:
                 while not self._to_load and not self._writer_done:
                     if self._store.has_maintenance or self._due_sweep():
@@ -355,6 +410,8 @@ class GroupCommitWriter:
         with self._lock:
             self._queued -= batch.event_count
             self._queued_points -= len(batch) - batch.event_count
+        if self._room_waiters and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_room_waiters)
 
     def _due_sweep(self) -> bool:
         return time.monotonic() - self._last_sweep >= RETENTION_SWEEP_SECONDS

@@ -10,7 +10,6 @@ and which field is wrong.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
@@ -34,7 +33,7 @@ from sextant.edge.requests import request_id
 from sextant.faces.datadog.auth import API_KEY_HEADER, AuthFailure, require_api_key
 from sextant.faces.datadog.errors import IntakeErrors, intake_error
 from sextant.faces.datadog.prodlytics import Accepted
-from sextant.ingest.writer import Busy, GroupCommitWriter, submit
+from sextant.ingest.writer import GroupCommitWriter, submit
 from sextant.storage.backend import Backend
 
 log = logging.getLogger("sextant.datadog")
@@ -363,12 +362,7 @@ class DatadogLogsIntake:
                     max_bytes=self._limits.logs_body_bytes,
                     max_decoded=self._limits.logs_decoded_bytes,
                 )
-                durable = self._accept(body, caller.org_id, RequestDefaults(query))
-                if isinstance(durable, Response):
-                    refusal = durable
-                else:
-                    await durable
-                    refusal = None
+                refusal = await self._accept(body, caller.org_id, RequestDefaults(query))
         except ClientDisconnect:
             return
         except BodyError as exc:
@@ -392,18 +386,18 @@ class DatadogLogsIntake:
         except AuthFailure as exc:
             return intake_error(exc.status, exc.detail)
 
-    def _accept(self, body: bytes, org_id: int, defaults: RequestDefaults) -> Response | asyncio.Future[None]:
-        """The refusal to answer, or a future done once the logs are durable."""
+    async def _accept(self, body: bytes, org_id: int, defaults: RequestDefaults) -> Response | None:
+        """Store the logs, returning once they are durable; or the refusal to answer."""
         try:
             batch = self._translate(body, org_id, defaults)
         except InvalidLog as exc:
             return intake_error(400, str(exc))
         except LogTooLarge as exc:
             return intake_error(413, str(exc))
-        durable = submit(self._writer, batch, "logs")
-        if isinstance(durable, Busy):
-            return intake_error(503, durable.message, headers=durable.headers)
-        return durable
+        busy = await submit(self._writer, batch, "logs")
+        if busy is not None:
+            return intake_error(503, busy.message, headers=busy.headers)
+        return None
 
     def _items(self, body: bytes) -> tuple[list[Any], bool]:
         """The logs of a body and whether it was an array; refuses what is not JSON or over a limit."""

@@ -9,7 +9,6 @@ the intake takes, so nothing in it works point by point in Python that a builtin
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +40,7 @@ from sextant.edge.requests import request_id
 from sextant.faces.datadog._points import parse_objects, parse_pairs, translate_known
 from sextant.faces.datadog.auth import API_KEY_HEADER, AuthFailure, require_api_key
 from sextant.faces.datadog.errors import APIErrorResponse, api_error
-from sextant.ingest.writer import Busy, GroupCommitWriter, submit
+from sextant.ingest.writer import GroupCommitWriter, submit
 from sextant.storage.backend import Backend
 
 log = logging.getLogger("sextant.datadog")
@@ -636,12 +635,7 @@ class DatadogMetricsIntake:
                         max_decoded=route.max_decoded,
                         allow_zstd=route.allow_zstd,
                     )
-                    durable = self._accept(route.translate, body, caller.org_id)
-                    if isinstance(durable, Response):
-                        refusal = durable
-                    else:
-                        await durable
-                        refusal = None
+                    refusal = await self._accept(route.translate, body, caller.org_id)
             except ClientDisconnect:
                 return
             except BodyError as exc:
@@ -669,13 +663,13 @@ class DatadogMetricsIntake:
         except AuthFailure as exc:
             return api_error(exc.status, exc.detail)
 
-    def _accept(self, translate: _Translator, body: bytes, org_id: int) -> Response | asyncio.Future[None]:
-        """The refusal to answer, or a future done once the points are durable."""
+    async def _accept(self, translate: _Translator, body: bytes, org_id: int) -> Response | None:
+        """Store the points, returning once they are durable; or the refusal to answer."""
         try:
             batch = translate(body, org_id, now_ms())
         except InvalidSeries as exc:
             return api_error(400, str(exc))
-        durable = submit(self._writer, batch, "points")
-        if isinstance(durable, Busy):
-            return api_error(503, durable.message, headers=durable.headers)
-        return durable
+        busy = await submit(self._writer, batch, "points")
+        if busy is not None:
+            return api_error(503, busy.message, headers=busy.headers)
+        return None

@@ -6,7 +6,6 @@ durable; every refusal uses the intake error body and says which field is wrong 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Literal
 
@@ -26,7 +25,7 @@ from sextant.edge.requests import request_id
 from sextant.faces.datadog.auth import AuthFailure, require_api_key
 from sextant.faces.datadog.errors import IntakeErrors, intake_error
 from sextant.faces.datadog.server_side_events import InvalidEvent, ServerSideEvents
-from sextant.ingest.writer import Busy, GroupCommitWriter, submit
+from sextant.ingest.writer import GroupCommitWriter, submit
 
 log = logging.getLogger("sextant.datadog")
 PATH = "/api/v2/prodlytics"
@@ -109,12 +108,7 @@ class ProductAnalyticsIntake:
                     max_bytes=limits.intake_body_bytes,
                     max_decoded=limits.intake_decoded_bytes,
                 )
-                durable = self._accept(body, caller.org_id)
-                if isinstance(durable, Response):
-                    refusal = durable
-                else:
-                    await durable
-                    refusal = None
+                refusal = await self._accept(body, caller.org_id)
         except ClientDisconnect:
             return
         except BodyError as exc:
@@ -136,18 +130,23 @@ class ProductAnalyticsIntake:
         except AuthFailure as exc:
             return intake_error(exc.status, exc.detail)
 
-    def _accept(self, body: bytes, org_id: int) -> Response | asyncio.Future[None]:
-        """The refusal to answer, or a future done once the events are durable."""
+    async def _accept(self, body: bytes, org_id: int) -> Response | None:
+        """Store the events, returning once they are durable; or the refusal to answer."""
         try:
             batch = self._translate(body, org_id)
         except InvalidEvent as exc:
             return intake_error(400, str(exc))
-        durable = submit(self._writer, batch, "events")
-        if isinstance(durable, Busy):
-            return intake_error(503, durable.message, headers=durable.headers)
-        return durable
+        busy = await submit(self._writer, batch, "events")
+        if busy is not None:
+            return intake_error(503, busy.message, headers=busy.headers)
+        return None
 
     def _translate(self, body: bytes, org_id: int) -> EventBatch:
+        batch = EventBatch()
+        now = now_ms()
+        events = ServerSideEvents(self._directory.application, org_id, self._limits.json_depth)
+        if events.add_body(batch, body, now):
+            return batch
         try:
             document = _decode(body)
         except msgspec.DecodeError as exc:
@@ -164,9 +163,6 @@ class ProductAnalyticsIntake:
             items, batched = document, True
         else:
             raise InvalidEvent("Malformed payload: body must be a JSON object or an array of objects")
-        batch = EventBatch()
-        now = now_ms()
-        events = ServerSideEvents(self._directory.application, org_id, self._limits.json_depth)
         for index, item in enumerate(items):
             try:
                 events.add(batch, item, now)

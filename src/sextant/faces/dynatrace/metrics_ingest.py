@@ -49,7 +49,7 @@ from sextant.faces.dynatrace.line_protocol import (
     check_timestamp,
     parse_payload,
 )
-from sextant.ingest.writer import Busy, GroupCommitWriter, submit
+from sextant.ingest.writer import GroupCommitWriter, submit
 from sextant.storage.backend import Backend
 
 log = logging.getLogger("sextant.dynatrace")
@@ -317,8 +317,7 @@ class DynatraceMetricsIngest:
         lines = read_lines(parse_payload(body, encoding), caller.org_id, now_ms())
         if lines is None:
             return json_response(_EMPTY, 400)
-        durable = submit(self._writer, lines.batch, "data points")
-        if isinstance(durable, Busy):
-            return error_response(503, durable.message, headers=durable.headers)
-        await durable
+        busy = await submit(self._writer, lines.batch, "data points")
+        if busy is not None:
+            return error_response(503, busy.message, headers=busy.headers)
         return lines.verdict()

@@ -37,7 +37,7 @@ from sextant.faces.otlp.json_mapping import ExportMetricsServiceRequest, ExportM
 from sextant.faces.otlp.responses import Encoding, RpcStatus, encoding_of, export_response, status_response
 from sextant.faces.otlp.translate import OtlpRequest, Translation, translate
 from sextant.faces.posthog.project_token import TokenRefused, require_project_token
-from sextant.ingest.writer import Busy, GroupCommitWriter, submit
+from sextant.ingest.writer import GroupCommitWriter, submit
 from sextant.storage.backend import Backend
 
 log = logging.getLogger("sextant.otlp")
@@ -202,10 +202,9 @@ class OtlpMetricsIntake:
             )
         if translation.rejected and not translation.stored:
             raise _Refusal(400, translation.error_message())
-        durable = submit(self._writer, translation.batch, "points")
-        if isinstance(durable, Busy):
-            raise _Refusal(503, durable.message, durable.headers)
-        await durable
+        busy = await submit(self._writer, translation.batch, "points")
+        if busy is not None:
+            raise _Refusal(503, busy.message, busy.headers)
         return translation
 
 
