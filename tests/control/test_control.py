@@ -69,9 +69,7 @@ def test_all_scope_personal_keys_get_the_metrics_scopes_on_upgrade(tmp_path: Pat
     provision_org(engine, "acme")
     with engine.begin() as conn:
         org_id = find_org(conn, "acme").id
-        narrow = create_key(
-            conn, org_id=org_id, kind=KeyKind.POSTHOG_PERSONAL_KEY, name="n", scopes=("query:read",)
-        )
+        create_key(conn, org_id=org_id, kind=KeyKind.POSTHOG_PERSONAL_KEY, name="n", scopes=("query:read",))
     engine.dispose()
     # The database as version 5 left it: all-scope personal keys had only the two scopes of then.
     with sqlite3.connect(path) as db:

@@ -14,6 +14,7 @@ any of its tags (for the leaves) and by the usual boolean rules for the tree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -58,11 +59,33 @@ class TagNot:
 
 TagFilter: TypeAlias = AllTags | TagGlob | TagRegex | TagCompare | TagAnd | TagOr | TagNot
 
-# Per series and bucket: how the points in the bucket become one value.
-TimeAggregation = Literal["avg", "sum", "min", "max", "count", "last"]
+# Per series and bucket: how the points in the bucket become one value: one of these, or a percentile of
+# the points' values, "p" and the percentile from 0 to 100 ("p50", "p95", "p99.9"; see `time_percentile`).
+TimeAggregation = Literal["avg", "sum", "min", "max", "count", "last"] | str
+BASIC_TIME_AGGREGATIONS = ("avg", "sum", "min", "max", "count", "last")
+_PERCENTILE = re.compile(r"p(\d{1,3}(?:\.\d+)?)")
+
+
+def time_percentile(aggregation: str) -> float | None:
+    """The fraction a percentile time aggregation asks for ("p95" is 0.95), None for the basic ones;
+    ValueError for anything else (a percentile above 100 included)."""
+    if aggregation in BASIC_TIME_AGGREGATIONS:
+        return None
+    match = _PERCENTILE.fullmatch(aggregation)
+    if match is None or float(match.group(1)) > 100:
+        raise ValueError(
+            f"unknown time aggregation {aggregation!r}: use one of {', '.join(BASIC_TIME_AGGREGATIONS)} "
+            "or a percentile p0 ... p100"
+        )
+    return float(match.group(1)) / 100
+
+
 # What a point contributes: its value, or (Datadog rates) its value times its interval in seconds, the
-# count it stands for.
-PointValue = Literal["value", "value_times_interval"]
+# count it stands for, or (counters) its increase since the previous point of its series in the query's
+# range: a delta point's value as it is, a Datadog rate's value times its interval, otherwise the
+# difference from the previous value, the value itself where it dropped (a counter reset), and 0 for the
+# series' first point in the range (nothing to compare it with).
+PointValue = Literal["value", "value_times_interval", "counter_increase"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +103,12 @@ class SeriesQuery:
     # Distributions: combine the points of each group and bucket at once, over their samples ("avg",
     # "sum", "min", "max", "count", or a percentile "p50" ... "p99.9"); the answer has one row per group.
     samples: str | None = None
+    # Roll the points of every series of a group up together (one row per group: the time aggregation
+    # over all of the group's points in each bucket) instead of each series apart. Implied by `samples`.
+    pool_groups: bool = False
+    # Buckets start at bucket_origin_ms + k * step_ms (0: multiples of the step since the epoch; PostHog's
+    # weeks start on Mondays, the epoch was a Thursday).
+    bucket_origin_ms: int = 0
+    # With samples="count": count only the samples for which `sample <op> threshold` holds (Datadog's
+    # `count(v: v<=1):metric{...}`); a bucket whose group has samples but none passing counts 0.
+    value_filter: tuple[Literal["<", "<=", ">", ">="], float] | None = None

@@ -46,6 +46,12 @@ class Backend(Protocol):
         """The selected series, each rolled up into the query's epoch-aligned buckets (NaN where empty),
         labelled with its group-by values, with the metric's latest kind and unit."""
 
+    def query_histogram_buckets(self, query: SeriesQuery, timeout_s: float) -> pa.Table:
+        """Per selected series, bucket and bucket layout: `series_id`, `tags`, `bucket`, `bounds` and
+        `counts`, the increases of the histogram bucket counts over the bucket's points (a delta point's
+        counts; for cumulative ones the difference from the series' previous point in the range, the
+        counts themselves after a reset, zeros for its first), added up count by count."""
+
     def metric_info(self, org_id: int, metric: str, timeout_s: float) -> tuple[str, str | None] | None:
         """The metric's latest kind and unit, or None when it has no points."""
 

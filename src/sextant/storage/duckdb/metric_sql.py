@@ -18,6 +18,7 @@ from sextant.query.metrics import (
     TagNot,
     TagOr,
     TagRegex,
+    time_percentile,
 )
 
 _TIME_AGGREGATIONS = {
@@ -28,6 +29,40 @@ _TIME_AGGREGATIONS = {
     "count": "count(v)",
     "last": "arg_max(v, time_ms)",
 }
+
+
+def time_aggregation_sql(aggregation: str) -> tuple[str, list[object]]:
+    """The aggregate over `v` (and `time_ms`) for a time aggregation, and its parameters."""
+    fraction = time_percentile(aggregation)
+    if fraction is None:
+        return _TIME_AGGREGATIONS[aggregation], []
+    # Interpolated between the two nearest values, as numpy's default percentile and the samples path.
+    return "quantile_cont(v, ?)", [fraction]
+
+
+def _point_value_sql(query: SeriesQuery) -> str:
+    if query.point_value == "counter_increase":
+        return _COUNTER_INCREASE
+    return "value" if query.point_value == "value" else "value * coalesce(interval_ms, 1000) / 1000.0"
+
+
+# A point's increase since the previous point of its series in the range (see PointValue).
+_PREVIOUS = "lag(value) OVER (PARTITION BY series_id ORDER BY time_ms)"
+_COUNTER_INCREASE = (
+    "CASE WHEN temporality = 'delta' THEN value "
+    "WHEN kind = 'rate' THEN value * coalesce(interval_ms, 1000) / 1000.0 "
+    f"WHEN {_PREVIOUS} IS NULL THEN 0.0 "
+    f"WHEN value >= {_PREVIOUS} THEN value - {_PREVIOUS} "
+    "ELSE value END"
+)
+
+
+def bucket_sql(query: SeriesQuery) -> tuple[str, list[object]]:
+    """The start of the bucket of a point (`time_ms`), and its parameters."""
+    if not query.bucket_origin_ms:
+        return "time_ms // ? * ?", [query.step_ms, query.step_ms]
+    origin = query.bucket_origin_ms % query.step_ms
+    return "(time_ms - ?) // ? * ? + ?", [origin, query.step_ms, query.step_ms, origin]
 
 
 @dataclass(frozen=True)
@@ -88,34 +123,72 @@ def compile_samples_query(query: SeriesQuery) -> tuple[str, list[object]]:
     """One row per group and bucket (`g0..gn`, `bucket`, `v`), combining the distribution points of every
     series of the group: sums and counts for avg/sum/count, min and max, or a percentile of all samples."""
     assert query.samples is not None
+    selected, params, keys = _grouped_selection(query)
+    rows = _GROUP_POINTS
+    bucket, bucket_params = bucket_sql(query)
+    bounds: list[object] = [*bucket_params, query.org_id, query.start_ms, query.end_ms]
+    if query.value_filter is not None:
+        if query.samples != "count":
+            raise ValueError("a value filter counts samples: it needs samples='count'")
+        op, threshold = query.value_filter
+        sql = (
+            f"WITH sel AS ({selected}) SELECT {keys}bucket, count(*) FILTER (WHERE s {_COMPARE[op]} ?) AS v "
+            f"FROM (SELECT {keys}{bucket} AS bucket, unnest(samples) AS s {rows}) GROUP BY ALL"
+        )
+        return sql, [*params, float(threshold), *bounds]
+    if query.samples in _SAMPLE_AGGREGATIONS:
+        sql = (
+            f"WITH sel AS ({selected}) SELECT {keys}{bucket} AS bucket, "
+            f"{_SAMPLE_AGGREGATIONS[query.samples]} AS v {rows} GROUP BY ALL"
+        )
+        return sql, [*params, *bounds]
+    quantile = float(query.samples.removeprefix("p")) / 100
+    sql = (
+        f"WITH sel AS ({selected}) SELECT {keys}bucket, quantile_cont(s, ?) AS v FROM ("
+        f"SELECT {keys}{bucket} AS bucket, unnest(samples) AS s {rows}) GROUP BY ALL"
+    )
+    return sql, [*params, quantile, *bounds]
+
+
+# The value filter's comparison as SQL, from a fixed set (never the caller's text).
+_COMPARE = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+_GROUP_POINTS = (
+    "FROM metric_points AS p JOIN sel USING (series_id) WHERE p.org_id = ? AND time_ms >= ? AND time_ms < ?"
+)
+
+
+def _grouped_selection(query: SeriesQuery) -> tuple[str, list[object], str]:
+    """The selected series with their group values `g0..gn` (for a CTE `sel`), its parameters, and the
+    group columns as the start of a select list."""
     params: list[object] = []
     groups = []
     for key in query.group_by:
         params.extend([len(key) + 2, key + ":"])
         groups.append("list_extract([substr(t, ?) FOR t IN tags IF starts_with(t, ?)], 1)")
-    where: list[object] = [query.org_id, query.metric]
+    params.extend([query.org_id, query.metric])
     selected = (
         f"SELECT series_id{''.join(f', {g} AS g{i}' for i, g in enumerate(groups))} FROM metric_series "
-        f"WHERE org_id = ? AND metric = ? AND {compile_tag_filter(query.filter, where)}"
+        f"WHERE org_id = ? AND metric = ? AND {compile_tag_filter(query.filter, params)}"
     )
-    keys = "".join(f"g{i}, " for i in range(len(groups)))
-    rows = (
-        "FROM metric_points AS p JOIN sel USING (series_id) "
-        "WHERE p.org_id = ? AND time_ms >= ? AND time_ms < ?"
-    )
-    bounds: list[object] = [query.step_ms, query.step_ms, query.org_id, query.start_ms, query.end_ms]
-    if query.samples in _SAMPLE_AGGREGATIONS:
-        sql = (
-            f"WITH sel AS ({selected}) SELECT {keys}time_ms // ? * ? AS bucket, "
-            f"{_SAMPLE_AGGREGATIONS[query.samples]} AS v {rows} GROUP BY ALL"
-        )
-        return sql, [*params, *where, *bounds]
-    quantile = float(query.samples.removeprefix("p")) / 100
+    return selected, params, "".join(f"g{i}, " for i in range(len(groups)))
+
+
+def compile_pooled_query(query: SeriesQuery) -> tuple[str, list[object]]:
+    """One row per group and bucket (`g0..gn`, `bucket`, `v`): the time aggregation over the points of
+    every series of the group together (`pool_groups`)."""
+    if query.step_ms <= 0:
+        raise ValueError("step_ms must be positive")
+    selected, params, keys = _grouped_selection(query)
+    aggregate, aggregate_params = time_aggregation_sql(query.time_aggregation)
+    bucket, bucket_params = bucket_sql(query)
     sql = (
-        f"WITH sel AS ({selected}) SELECT {keys}bucket, quantile_cont(s, ?) AS v FROM ("
-        f"SELECT {keys}time_ms // ? * ? AS bucket, unnest(samples) AS s {rows}) GROUP BY ALL"
+        f"WITH sel AS ({selected}) SELECT {keys}bucket, {aggregate} AS v FROM ("
+        f"SELECT {keys}{bucket} AS bucket, time_ms, {_point_value_sql(query)} AS v "
+        f"{_GROUP_POINTS}) GROUP BY ALL"
     )
-    return sql, [*params, *where, quantile, *bounds]
+    bounds = [*bucket_params, query.org_id, query.start_ms, query.end_ms]
+    return sql, [*params, *aggregate_params, *bounds]
 
 
 def compile_series_query(query: SeriesQuery) -> CompiledSeriesQuery:
@@ -128,12 +201,14 @@ def compile_series_query(query: SeriesQuery) -> CompiledSeriesQuery:
     where = "org_id = ? AND metric = ? AND " + compile_tag_filter(query.filter, where_params)
     group_columns = "".join(f", {sql} AS g{i}" for i, sql in enumerate(groups))
     series_sql = f"SELECT series_id, tags{group_columns} FROM metric_series WHERE {where} ORDER BY series_id"
-    value = "value" if query.point_value == "value" else "value * coalesce(interval_ms, 1000) / 1000.0"
+    value = _point_value_sql(query)
     if query.step_ms <= 0:
         raise ValueError("step_ms must be positive")
+    aggregate, aggregate_params = time_aggregation_sql(query.time_aggregation)
+    bucket, bucket_params = bucket_sql(query)
     points_sql = (
-        "SELECT series_id, time_ms // ? * ? AS bucket, "
-        f"{_TIME_AGGREGATIONS[query.time_aggregation]} AS v "
+        f"SELECT series_id, {bucket} AS bucket, "
+        f"{aggregate} AS v "
         f"FROM (SELECT series_id, time_ms, {value} AS v FROM metric_points "
         "WHERE org_id = ? AND time_ms >= ? AND time_ms < ? "
         f"AND series_id IN (SELECT series_id FROM metric_series WHERE {where})) "
@@ -143,5 +218,60 @@ def compile_series_query(query: SeriesQuery) -> CompiledSeriesQuery:
         series_sql,
         series_params + where_params,
         points_sql,
-        [query.step_ms, query.step_ms, query.org_id, query.start_ms, query.end_ms, *where_params],
+        [
+            *bucket_params,
+            *aggregate_params,
+            query.org_id,
+            query.start_ms,
+            query.end_ms,
+            *where_params,
+        ],
     )
+
+
+# Per point with bucket counts, the increase of each count since the previous such point of its series in
+# the range: the counts as they are for delta temporality, zeros for the series' first point (nothing to
+# compare with), the counts again where the layout changed or any count dropped (a reset).
+_HISTOGRAM_INCREASES = """
+CASE WHEN temporality = 'delta' THEN c
+     WHEN prev IS NULL THEN list_transform(c, lambda x: 0)
+     WHEN len(prev) <> len(c) THEN c
+     WHEN list_bool_and(list_transform(list_zip(c, prev), lambda z: z[1] >= z[2]))
+          THEN list_transform(list_zip(c, prev), lambda z: z[1] - z[2])
+     ELSE c END
+"""
+
+
+def compile_histogram_query(query: SeriesQuery) -> tuple[str, list[object]]:
+    """One row per selected series, bucket and bucket layout (`series_id`, `tags`, `bucket`, `bounds`,
+    `counts`): the increases of the series' histogram bucket counts (see _HISTOGRAM_INCREASES) over the
+    points in the bucket, added up count by count. Points without bucket counts are left out."""
+    if query.step_ms <= 0:
+        raise ValueError("step_ms must be positive")
+    params: list[object] = [query.org_id, query.metric]
+    selected = (
+        "SELECT series_id, tags FROM metric_series "
+        f"WHERE org_id = ? AND metric = ? AND {compile_tag_filter(query.filter, params)}"
+    )
+    bucket, bucket_params = bucket_sql(query)
+    sql = f"""
+WITH sel AS ({selected}),
+pts AS (
+    SELECT series_id, time_ms, temporality, coalesce(bounds, []) AS bounds, bucket_counts AS c,
+           lag(bucket_counts) OVER (PARTITION BY series_id ORDER BY time_ms) AS prev
+    FROM metric_points
+    WHERE org_id = ? AND time_ms >= ? AND time_ms < ? AND len(bucket_counts) > 0
+      AND series_id IN (SELECT series_id FROM sel)
+),
+increases AS (SELECT series_id, {bucket} AS bucket, bounds, {_HISTOGRAM_INCREASES} AS d FROM pts),
+summed AS (
+    SELECT series_id, bucket, bounds, i, sum(x)::DOUBLE AS total
+    FROM (SELECT series_id, bucket, bounds, unnest(d) AS x, generate_subscripts(d, 1) AS i FROM increases)
+    GROUP BY ALL
+)
+SELECT s.series_id, sel.tags, s.bucket, s.bounds, list(s.total ORDER BY s.i) AS counts
+FROM summed AS s JOIN sel USING (series_id)
+GROUP BY s.series_id, sel.tags, s.bucket, s.bounds
+ORDER BY s.series_id, s.bucket
+"""
+    return sql, [*params, query.org_id, query.start_ms, query.end_ms, *bucket_params]

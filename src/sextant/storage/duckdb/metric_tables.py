@@ -10,7 +10,12 @@ from sextant.core.metrics import PlainRuns, PointBatch
 from sextant.query.metrics import SeriesQuery
 from sextant.series.buckets import bucket_times, densify
 from sextant.series.frame import SeriesFrame, label_sort_key, labels_of_rows
-from sextant.storage.duckdb.metric_sql import compile_samples_query, compile_series_query
+from sextant.storage.duckdb.metric_sql import (
+    compile_histogram_query,
+    compile_pooled_query,
+    compile_samples_query,
+    compile_series_query,
+)
 
 _POINT_SCHEMA = pa.schema(
     [
@@ -224,10 +229,12 @@ def read_points(
 def read_series(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> SeriesFrame:
     """The selected series rolled up into the query's buckets (every bucket overlapping its range)."""
     if query.samples is not None:
-        return _read_samples(cursor, query)
+        return _read_groups(cursor, query, *compile_samples_query(query))
+    if query.pool_groups:
+        return _read_groups(cursor, query, *compile_pooled_query(query))
     compiled = compile_series_query(query)
     series = cursor.execute(compiled.series_sql, compiled.series_params).fetchall()
-    times = bucket_times(query.start_ms, query.end_ms, query.step_ms)
+    times = bucket_times(query.start_ms, query.end_ms, query.step_ms, query.bucket_origin_ms)
     ids = np.array([row[0] for row in series], dtype=np.uint64)
     points: pa.Table = cursor.execute(compiled.points_sql, compiled.points_params).to_arrow_table()
     values = np.full((len(series), len(times)), np.nan)
@@ -248,10 +255,12 @@ def read_series(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> Series
     )
 
 
-def _read_samples(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> SeriesFrame:
-    sql, params = compile_samples_query(query)
+def _read_groups(
+    cursor: duckdb.DuckDBPyConnection, query: SeriesQuery, sql: str, params: list[object]
+) -> SeriesFrame:
+    # One row per group (`g0..gn`, `bucket`, `v`), sorted by labels.
     table: pa.Table = cursor.execute(sql, params).to_arrow_table()
-    times = bucket_times(query.start_ms, query.end_ms, query.step_ms)
+    times = bucket_times(query.start_ms, query.end_ms, query.step_ms, query.bucket_origin_ms)
     labels, rows = labels_of_rows(
         [table.column(f"g{i}").to_pylist() for i in range(len(query.group_by))], table.num_rows
     )
@@ -267,6 +276,24 @@ def _read_samples(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> Seri
     labels, values = [labels[i] for i in order], values[order]
     kind, unit = read_metric_info(cursor, query.org_id, query.metric) or (None, None)
     return SeriesFrame(times, values, query.group_by, labels, query.step_ms, kind=kind, unit=unit)
+
+
+_HISTOGRAM_BUCKETS_SCHEMA = pa.schema(
+    [
+        ("series_id", pa.uint64()),
+        ("tags", pa.list_(pa.string())),
+        ("bucket", pa.int64()),
+        ("bounds", pa.list_(pa.float64())),
+        ("counts", pa.list_(pa.float64())),
+    ]
+)
+
+
+def read_histogram_buckets(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> pa.Table:
+    """The selected series' histogram bucket-count increases per bucket (see compile_histogram_query)."""
+    sql, params = compile_histogram_query(query)
+    table: pa.Table = cursor.execute(sql, params).to_arrow_table()
+    return table.cast(_HISTOGRAM_BUCKETS_SCHEMA)
 
 
 def read_metric_info(

@@ -26,6 +26,7 @@ from sextant.storage.duckdb.event_sql import Compiled, compile_event_list, compi
 from sextant.storage.duckdb.fields import Schema
 from sextant.storage.duckdb.metric_tables import (
     MetricTables,
+    read_histogram_buckets,
     read_metric_info,
     read_names,
     read_points,
@@ -285,6 +286,10 @@ class DuckDBStore:
     def query_series(self, query: SeriesQuery, timeout_s: float) -> SeriesFrame:
         with self._snapshot(timeout_s) as (cursor, _):
             return read_series(cursor, query)
+
+    def query_histogram_buckets(self, query: SeriesQuery, timeout_s: float) -> pa.Table:
+        with self._snapshot(timeout_s) as (cursor, _):
+            return read_histogram_buckets(cursor, query)
 
     def metric_info(self, org_id: int, metric: str, timeout_s: float) -> tuple[str, str | None] | None:
         with self._snapshot(timeout_s) as (cursor, _):
