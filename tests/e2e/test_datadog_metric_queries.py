@@ -311,7 +311,10 @@ def test_v1_query_with_arithmetic_in_the_string(server: RunningServer, org: dict
         (timeseries([metric("avg:system.load.5{env:prod AND !host:a}")]), "query 'a'"),
         (timeseries([metric("avg:system.load.5{*}")], ["b * 2"]), "b"),
         (timeseries([metric("avg:system.load.5{*}")], ["nope(a)"]), "nope"),
-        (timeseries([metric("avg:system.load.5{*}")], ["top(a, 7)"]), "limit"),
+        (timeseries([metric("avg:system.load.5{*}")], ["top(a, 0)"]), "limit"),
+        (timeseries([metric("avg:system.load.5{*}")], ["top(a, 5, 'median')"]), "by (third argument)"),
+        (timeseries([metric("avg:system.load.5{*}")], ["abs(5)"]), "over queries"),
+        (timeseries([metric("count(v: v<=1):system.load.5{*}")]), "raw values of a distribution"),
         (timeseries([{"data_source": "spans", "name": "a", "compute": {"aggregation": "count"}}]), "spans"),
         (
             timeseries(
@@ -482,3 +485,100 @@ def test_percentiles_of_a_distribution_over_every_value(server: RunningServer, o
     # A percentile of a gauge is refused with what to do instead.
     response = post(server, org, "/api/v2/query/timeseries", timeseries([metric("p95:system.load.5{*}")]))
     assert response.status_code == 400 and "distribution" in response.json()["errors"][0]
+
+
+def test_group_by_every_tag(server: RunningServer, org: dict[str, Any]) -> None:
+    """`by {*}`: each series its own group, its group tags all of its tags."""
+    body = timeseries(
+        [metric("avg:system.load.5{*} by {*}"), metric("sum:system.load.5{*} by {host}", "b")],
+        ["a", "a - b"],
+        interval=60_000,
+    )
+    response = post(server, org, "/api/v2/query/timeseries", body)
+    assert response.status_code == 200, response.text
+    attrs = response.json()["data"]["attributes"]
+    tags = {
+        "db-1": ["env:staging", "host:db-1", "role:db"],
+        "web-1": ["env:prod", "host:web-1"],
+        "web-2": ["env:prod", "host:web-2"],
+    }
+    # Rows ordered by their labels, key by key (env, then host, then role).
+    order = ["web-1", "web-2", "db-1"]
+    assert [(s["group_tags"], s["query_index"]) for s in attrs["series"]] == [
+        (tags[h], i) for i in (0, 1) for h in order
+    ]
+    for row, host in enumerate(order):
+        assert by_time(response.json(), row) == {
+            t * 1000: load(host, t) for t in range(START_S, END_S, STEP_S)
+        }
+        # Matched with the by {host} query on the key they share.
+        assert set(by_time(response.json(), row + 3).values()) == {0.0}
+    scalar = {
+        "data": {
+            "type": "scalar_request",
+            "attributes": {
+                "from": START_S * 1000,
+                "to": END_S * 1000,
+                "queries": [{**metric("max:system.load.5{*} by {*}"), "aggregator": "max"}],
+            },
+        }
+    }
+    response = post(server, org, "/api/v2/query/scalar", scalar)
+    assert response.status_code == 200, response.text
+    env, host, role, value = response.json()["data"]["attributes"]["columns"]
+    assert (env["name"], host["name"], role["name"]) == ("env", "host", "role")
+    assert host["values"] == [["db-1"], ["web-2"], ["web-1"]]
+    assert env["values"] == [["staging"], ["prod"], ["prod"]]
+    assert role["values"] == [["db"], ["N/A"], ["N/A"]]
+    assert value["values"] == [
+        max(load(h, t) for t in range(START_S, END_S, STEP_S)) for h in ("db-1", "web-2", "web-1")
+    ]
+
+
+def test_count_by_value_counts_the_values_passing_the_filter(
+    server: RunningServer, org: dict[str, Any]
+) -> None:
+    """`count(v: v<=20):` counts the raw values of a distribution at most 20: the latency SLO pattern,
+    the good values over `count:` (all of them)."""
+    headers = {"DD-API-KEY": org["keys"]["dd_api_key"], "Content-Type": "application/json"}
+    values = {
+        host: {
+            t: [float((t // 60 + i * 11 + 3 * n) % 40) for i in range(1 + n)]
+            for t in range(START_S, END_S, 300)
+        }
+        for n, host in enumerate(HOSTS)
+    }
+    series = [
+        {"metric": "api.wait", "host": host, "points": [[t, v] for t, v in points.items()]}
+        for host, points in values.items()
+    ]
+    response = httpx.post(
+        server.url + "/api/v1/distribution_points", json={"series": series}, headers=headers
+    )
+    assert response.status_code == 202, response.text
+    time.sleep(1.2)
+    body = timeseries(
+        [
+            metric("count(v: v<=20):api.wait{*} by {host}", "good"),
+            metric("count:api.wait{*} by {host}", "all"),
+            metric("count(v: v>35):api.wait{host:db-1}", "slow"),
+        ],
+        ["good", "good / all * 100", "slow"],
+        interval=300_000,
+    )
+    response = post(server, org, "/api/v2/query/timeseries", body)
+    assert response.status_code == 200, response.text
+    attrs = response.json()["data"]["attributes"]
+    assert [s["group_tags"] for s in attrs["series"]] == [
+        ["host:db-1"],
+        ["host:web-1"],
+        ["host:web-2"],
+    ] * 2 + [[]]
+    assert all(s["unit"] is None for s in attrs["series"])  # counts of values have no unit
+    for row, host in enumerate(["db-1", "web-1", "web-2"]):
+        good = {t * 1000: float(sum(v <= 20 for v in vs)) for t, vs in values[host].items()}
+        assert by_time(response.json(), row) == good
+        share = by_time(response.json(), row + 3)
+        assert share == {t: pytest.approx(good[t] / len(values[host][t // 1000]) * 100) for t in good}
+    slow = by_time(response.json(), 6)
+    assert slow == {t * 1000: float(sum(v > 35 for v in vs)) for t, vs in values["db-1"].items()}

@@ -36,7 +36,7 @@ from sextant.query.formula_syntax import (
     render_monitor_query,
     window_seconds,
 )
-from sextant.query.metric_functions import FUNCTIONS, ArgKind, FunctionSpec
+from sextant.query.metric_functions import FUNCTIONS, ArgKind, FunctionSpec, arg_kind
 from sextant.query.metric_syntax import (
     Fill,
     MetricQueryAst,
@@ -202,10 +202,10 @@ SAMPLE_STRINGS = {"shift": "-2w", "timezone": "UTC", "alert_window": "last_5m"}
 
 def sample_call(spec: FunctionSpec, count: int) -> str:
     args = []
-    for param in spec.params[:count]:
-        if param.kind is ArgKind.SERIES:
+    for param in spec.positional[:count]:
+        if arg_kind(param) is ArgKind.SERIES:
             args.append("q")
-        elif param.kind is ArgKind.NUMBER:
+        elif arg_kind(param) is ArgKind.NUMBER:
             args.append("3")
         else:
             args.append(repr(param.choices[0] if param.choices else SAMPLE_STRINGS.get(param.name, "x")))
@@ -297,22 +297,25 @@ def test_bound_arguments_include_defaults_and_presets() -> None:
         assert isinstance(ast, Call)
         return dict(ast.arguments())
 
-    assert args_of("top5_mean(a)") == {"q": a, "limit": 5, "by": "mean", "dir": "desc"}
-    assert args_of("bottom10_min(a)") == {"q": a, "limit": 10, "by": "min", "dir": "asc"}
-    assert args_of("top(a)") == {"q": a, "limit": 10, "by": "mean", "dir": "desc"}
-    assert args_of("top(a, 3, 'MAX')") == {"q": a, "limit": 3, "by": "max", "dir": "desc"}
-    assert args_of("ewma_3(a)") == {"q": a, "span": 3}
+    assert args_of("top5_mean(a)") == {"query": a, "limit": 5, "by": "mean", "dir": "desc"}
+    assert args_of("bottom10_min(a)") == {"query": a, "limit": 10, "by": "min", "dir": "asc"}
+    assert args_of("top(a)") == {"query": a, "limit": 10, "by": "mean", "dir": "desc"}
+    assert args_of("top(a, 3, 'MAX')") == {"query": a, "limit": 3, "by": "max", "dir": "desc"}
+    assert args_of("ewma_3(a)") == {"query": a, "span": 3}
     assert args_of("pow(2, a)") == {"base": N(2), "exponent": a}
-    assert args_of("median_9(a)") == {"q": a, "span": 9}
-    assert args_of("hour_before(a)") == {"q": a, "seconds": -3600}
-    assert args_of("month_before(a)") == {"q": a, "seconds": -2419200}
-    assert args_of("calendar_shift(a, '-1d')") == {"q": a, "shift": "-1d", "timezone": "UTC"}
+    assert args_of("median_9(a)") == {"query": a, "span": 9}
+    assert args_of("hour_before(a)") == {"query": a, "seconds": -3600}
+    assert args_of("month_before(a)") == {"query": a, "seconds": -2419200}
+    assert args_of("calendar_shift(a, '-1d')") == {"query": a, "shift": "-1d", "timezone": "UTC"}
     assert args_of("anomalies(a, 'basic', 2, interval=60, direction='above')") == {
-        "q": a,
+        "query": a,
         "algorithm": "basic",
         "bounds": 2,
         "interval": 60,
         "direction": "above",
+        "count_default_zero": False,
+        "seasonality": "weekly",
+        "timezone": "UTC",
     }
     assert FUNCTIONS["top5_mean"].implementation == "top"
     assert FUNCTIONS["rate"].implementation == "per_second"
@@ -793,31 +796,57 @@ FORMULA_ERRORS: list[tuple[str, int, str, str]] = [
     # unknown functions
     ("cumsm(query1)", 0, "a known function (did you mean cumsum?)", "'cumsm'"),
     ("func(a) + b", 0, "a known function", "'func'"),
-    ("ewma_4(a)", 0, "a known function (did you mean ewma_", "'ewma_4'"),
+    ("ewma_4(a)", 0, "a known function (the ewma functions are ewma_3, ewma_5", "'ewma_4'"),
     # arity
-    ("abs()", 4, "1 argument for abs(q)", "0 arguments"),
-    ("abs(a, b)", 7, "1 argument for abs(q)", "2 arguments"),
+    ("abs()", 4, "1 argument for abs(query)", "0 arguments"),
+    ("abs(a, b)", 7, "1 argument for abs(query)", "2 arguments"),
     (
-        "anomalies(a, 'basic')",
-        20,
-        "3 arguments for anomalies(q, algorithm, bounds, [direction=...]",
-        "2 arguments",
+        "anomalies(a)",
+        11,
+        "at least 2 arguments for anomalies(query, algorithm, bounds=2, direction='both'",
+        "1 argument",
     ),
     (
         "top(a, 5, 'max', 'desc', 1)",
         25,
-        "at most 4 arguments for top(q, [limit], [by], [dir])",
+        "at most 4 arguments for top(query, limit=10, by='mean', dir='desc')",
         "5 arguments",
     ),
-    ("moving_rollup(a, 60)", 19, "3 arguments for moving_rollup(q, seconds, aggregator)", "2 arguments"),
+    (
+        "moving_rollup(a)",
+        15,
+        "at least 2 arguments for moving_rollup(query, seconds, aggregator='avg')",
+        "1 argument",
+    ),
     ("abs(a,)", 6, "a query name, a number, a function call or '(' or a quoted string", "')'"),
     ("abs(a b)", 6, "an operator, ',' or ')' to close the call of abs() at position 3", "'b'"),
     ("abs(a", 5, "an operator, ',' or ')' to close the call of abs()", "the end of the formula"),
     # kinds and values
-    ("abs('a')", 4, "a query or an expression for q (first argument) of abs()", "a quoted string"),
+    ("abs('a')", 4, "a query or an expression for query (first argument) of abs()", "a quoted string"),
+    ("abs(5)", 4, "a query or an expression over queries for query (first argument) of abs()", "a number"),
+    ("abs(2 * 3)", 4, "a query or an expression over queries for query", "an expression without a query"),
     ("timeshift(a, b)", 13, "a number for seconds (second argument) of timeshift()", "a query"),
     ("timeshift(a, 1.5)", 13, "a whole number for seconds (second argument) of timeshift()", "'1.5'"),
-    ("top(a, 0)", 7, "a positive number for limit (second argument) of top()", "'0'"),
+    ("top(a, 0)", 7, "a whole number at least 1 for limit (second argument) of top()", "'0'"),
+    ("top(a, 2.5)", 7, "a whole number at least 1 for limit (second argument) of top()", "'2.5'"),
+    (
+        "top_offset(a, 5, 'max', 'desc', -1)",
+        32,
+        "a whole number at least 0 for offset (fifth argument)",
+        "'-1'",
+    ),
+    (
+        "fill(a, 'linear', 900)",
+        18,
+        "a whole number at least 1 and at most 600 for limit (third argument)",
+        "'900'",
+    ),
+    (
+        "outliers(a, 'MAD', 3, 120)",
+        22,
+        "a number at least 0 and at most 100 for pct (fourth argument)",
+        "'120'",
+    ),
     ("top(a, 5, max)", 10, "a quoted string for by (third argument) of top()", "a query"),
     (
         "top(a, 5, 'median')",
@@ -830,7 +859,7 @@ FORMULA_ERRORS: list[tuple[str, int, str, str]] = [
     (
         "calendar_shift(a, '1d')",
         18,
-        "a valid shift for shift (second argument) of calendar_shift(), like '-1d'",
+        "such as '-1d', '-2w' or '-1mo' for shift (second argument) of calendar_shift()",
         "'1d'",
     ),
     ("moving_rollup(a, 60, 'median')", 21, "one of 'avg', 'sum', 'min', 'max', 'count'", "'median'"),
@@ -856,7 +885,8 @@ FORMULA_ERRORS: list[tuple[str, int, str, str]] = [
         "a number for interval= of anomalies()",
         "a quoted string",
     ),
-    ("anomalies(a, 'basic', 2, alert_window='15m')", 38, "like 'last_15m'", "'15m'"),
+    ("anomalies(a, 'basic', 2, alert_window='15m')", 38, "a window such as 'last_15m'", "'15m'"),
+    ("anomalies(a, 'basic', 2, timezone='Mars/Base')", 34, "an IANA time zone name", "'Mars/Base'"),
     (
         "anomalies(a, 'basic', 2, direction='both', direction='above')",
         43,
@@ -864,7 +894,7 @@ FORMULA_ERRORS: list[tuple[str, int, str, str]] = [
         "'direction=' again",
     ),
     ("anomalies(a, direction='both', 'basic', 2)", 31, "positional arguments come first", "'''"),
-    ("abs(q=a)", 4, "positional arguments only, as in abs(q)", "'q='"),
+    ("abs(q=a)", 4, "positional arguments only, as in abs(query)", "'q='"),
     ("anomalies(a, 'basic', 2, direction=)", 35, "a value for direction=", "')'"),
 ]
 
@@ -977,19 +1007,35 @@ names = st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True)
 numbers = st.one_of(st.integers(-1000, 10**9).map(float), st.floats(allow_nan=False, allow_infinity=False))
 
 
+def reads_query(ast: Argument) -> bool:
+    if isinstance(ast, QueryRef | MetricOperand):
+        return True
+    if isinstance(ast, Neg):
+        return reads_query(ast.operand)
+    if isinstance(ast, BinOp):
+        return reads_query(ast.left) or reads_query(ast.right)
+    if isinstance(ast, Call):
+        return any(reads_query(x) for x in ast.args)
+    return False
+
+
 def formulas(operand: st.SearchStrategy[FormulaAst]) -> st.SearchStrategy[FormulaAst]:
     def extend(children: st.SearchStrategy[FormulaAst]) -> st.SearchStrategy[FormulaAst]:
+        # The catalog's functions (but pow) take expressions over queries, not constants.
+        reads_a_query = st.one_of(operand, children.filter(reads_query))
         return st.one_of(
             st.builds(BinOp, st.sampled_from(["+", "-", "*", "/"]), children, children),
             # A minus before a number literal is folded into it, so it never wraps one.
             st.builds(Neg, children.filter(lambda e: not isinstance(e, Number | Neg))),
-            st.builds(lambda e: Call("abs", (e,)), children),
+            st.builds(lambda e: Call("abs", (e,)), reads_a_query),
             st.builds(
-                lambda e, n: Call("timeshift", (e, Number(float(n)))), children, st.integers(-(10**6), 10**6)
+                lambda e, n: Call("timeshift", (e, Number(float(n)))),
+                reads_a_query,
+                st.integers(-(10**6), 10**6),
             ),
             st.builds(
                 lambda e, n, by, d: Call("top", (e, Number(float(n)), StringLit(by), StringLit(d))),
-                children,
+                reads_a_query,
                 st.integers(1, 100),
                 st.sampled_from(["max", "mean", "area"]),
                 st.sampled_from(["asc", "desc"]),
@@ -998,8 +1044,8 @@ def formulas(operand: st.SearchStrategy[FormulaAst]) -> st.SearchStrategy[Formul
                 lambda e, tz: Call(
                     "anomalies", (e, StringLit("basic"), Number(2.0)), (("timezone", StringLit(tz)),)
                 ),
-                children,
-                st.text(max_size=8),
+                reads_a_query,
+                st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
             ),
             st.builds(lambda x, y: Call("pow", (x, y)), children, children),
         )

@@ -2,6 +2,10 @@
 
 Only what was set is stored: a field left unset reads as what ingestion knows about the metric (its latest
 kind and unit), which the face merges in. Setting a field to None clears it.
+
+`unit` and `per_unit` are names of the unit catalog (`sextant.core.units`, Datadog's list: `byte`,
+`millisecond`, `request` ...), as Datadog refuses any other; and, as Datadog's backend does, a time unit
+cannot be per a time unit (`millisecond` per `second`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from sextant.control import schema
 from sextant.core.timeutil import now_ms
+from sextant.core.units import close_names, unit_named
 
 Field = Literal["description", "short_name", "type", "unit", "per_unit", "statsd_interval"]
 FIELDS: tuple[Field, ...] = ("description", "short_name", "type", "unit", "per_unit", "statsd_interval")
@@ -60,6 +65,23 @@ def _check(changes: Mapping[Field, str | int | None]) -> None:
             raise ValueError(f"{field} must be a string")
         elif len(value) > MAX_CHARS[field]:
             raise ValueError(f"{field} is longer than {MAX_CHARS[field]} characters")
+        elif field in ("unit", "per_unit") and unit_named(value) is None:
+            near = close_names(value)
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+            raise ValueError(
+                f"{field} {value!r} is not a metric unit{hint}; use a unit name such as byte, millisecond "
+                "or request, as listed at https://docs.datadoghq.com/metrics/units/"
+            )
+
+
+def _check_units(stored: StoredMetricMetadata) -> None:
+    unit = unit_named(stored.unit) if stored.unit else None
+    per = unit_named(stored.per_unit) if stored.per_unit else None
+    if unit is not None and per is not None and unit.family == per.family == "time":
+        raise ValueError(
+            f"a time unit per a time unit ({unit.name} per {per.name}) is not allowed: give a duration "
+            "without per_unit, or a unit of what is counted per time"
+        )
 
 
 def get_metric_metadata(conn: sa.Connection, org_id: int, metric: str) -> StoredMetricMetadata | None:
@@ -83,6 +105,7 @@ def set_metric_metadata(
     conn.execute(insert.on_conflict_do_update(index_elements=[table.c.org_id, table.c.metric], set_=values))
     stored = get_metric_metadata(conn, org_id, metric)
     assert stored is not None
+    _check_units(stored)  # raising rolls the caller's transaction back
     if all(getattr(stored, field) is None for field in FIELDS):
         conn.execute(table.delete().where(table.c.org_id == org_id, table.c.metric == metric))
         return None

@@ -19,9 +19,11 @@ Grammar: `expr := term (('+'|'-') term)*`, `term := unary (('*'|'/') unary)*`, `
 `primary := NUMBER | NAME | call | metric_query | '(' expr ')'`, `call := NAME '(' [arg (',' arg)*] ')'`,
 `arg := STRING | expr | NAME '=' (STRING | expr)`. Usual precedence, left associative. Strings take single
 or double quotes, a backslash making the next character literal, and stand only as arguments. A minus
-before a number literal is folded into it (`-5` is `Number(-5)`). Every call is checked against the catalog
-in `sextant.query.metric_functions` (name, number and kind of arguments, choices such as 'asc'/'desc',
-which are rewritten to the catalog's spelling); unknown names get a suggestion.
+before a number literal is folded into it (`-5` is `Number(-5)`). Every call is checked against the one
+function catalog (`sextant.series.functions.registry`, seen through `sextant.query.metric_functions`):
+name, number and kind of arguments, and the catalog's own rules for literal values (whole numbers, ranges,
+choices such as 'asc'/'desc', which are rewritten to the catalog's spelling, time zones, shifts), so that
+what parses also binds; unknown names get a suggestion.
 
 Decisions: a formula is one expression (a top-level comma is an error there, as formulas "are not
 lettered"); whitespace is free between tokens; modifiers (`.rollup()`...) belong to metric queries only,
@@ -30,14 +32,13 @@ not to calls or parenthesized expressions.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from sextant.query.metric_functions import FUNCTIONS, ArgKind, FunctionSpec, Param
+from sextant.query.metric_functions import FUNCTIONS, ArgKind, FunctionSpec, Param, arg_kind, unknown_hint
 from sextant.query.metric_syntax import (
     MetricQueryAst,
     QuerySyntaxError,
@@ -49,6 +50,7 @@ from sextant.query.metric_syntax import (
     starts_value_filter,
     unclosed_string,
 )
+from sextant.series.functions.errors import FunctionArgumentError
 
 MAX_FORMULA_LENGTH = 16 * 1024
 """Longest accepted formula or legacy query, in characters."""
@@ -130,18 +132,26 @@ class Call:
         """The catalog entry (the parser only builds calls of known functions)."""
         return FUNCTIONS[self.name]
 
-    def arguments(self) -> dict[str, FormulaAst | float | str]:
+    def arguments(self) -> dict[str, object]:
         """Arguments by parameter name, with the defaults and the values the name fixes (`top5_mean`):
         series parameters hold their tree, number and string parameters their plain value."""
         spec = self.spec
-        series = {p.name for p in (*spec.params, *spec.keywords) if p.kind is ArgKind.SERIES}
-        plain: dict[str, FormulaAst | float | str] = {}
-        for name, value in spec.bind(self.args, dict(self.kwargs)).items():
-            if isinstance(value, StringLit) or (isinstance(value, Number) and name not in series):
-                plain[name] = value.value
+        given: dict[str, Argument] = {p.name: a for p, a in zip(spec.positional, self.args, strict=False)}
+        given.update(self.kwargs)
+        out: dict[str, object] = {}
+        for param in (*spec.positional, *spec.named):
+            value = given.get(param.name)
+            if value is None:
+                if not param.required and param.default is not None:
+                    out[param.name] = param.default
+            elif isinstance(value, StringLit) or (
+                isinstance(value, Number) and arg_kind(param) is not ArgKind.SERIES
+            ):
+                out[param.name] = value.value
             else:
-                plain[name] = value
-        return plain
+                out[param.name] = value
+        out.update(spec.preset)
+        return out
 
 
 FormulaAst: TypeAlias = Number | QueryRef | MetricOperand | Neg | BinOp | Call
@@ -333,9 +343,8 @@ class _Parser:
     def call(self, name: str, pos: int, depth: int) -> Call:
         spec = FUNCTIONS.get(name)
         if spec is None:
-            close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else " (see Datadog's list of graphing functions)"
-            raise self.error(pos, f"a known function{hint}", f"'{name}'")
+            hint = unknown_hint(name) or "see Datadog's list of graphing functions"
+            raise self.error(pos, f"a known function ({hint})", f"'{name}'")
         open_pos = self.i
         self.i += 1
         args: list[Argument] = []
@@ -411,7 +420,7 @@ class _Parser:
             )
         return [
             self.check_arg(spec, param, arg, _ordinal(i))
-            for i, (param, arg) in enumerate(zip(spec.params, args, strict=False))
+            for i, (param, arg) in enumerate(zip(spec.positional, args, strict=False))
         ]
 
     def check_keywords(
@@ -420,10 +429,10 @@ class _Parser:
         seen: set[str] = set()
         out: list[tuple[str, Argument]] = []
         for name, arg, name_pos in kwargs:
-            param = spec.keyword(name)
+            param = spec.named_param(name)
             if param is None:
-                if spec.keywords:
-                    allowed = ", ".join(p.name for p in spec.keywords)
+                if spec.named:
+                    allowed = ", ".join(p.name for p in spec.named)
                     expected = f"a named argument of {spec.name}() ({allowed})"
                 else:
                     expected = f"positional arguments only, as in {spec.signature()}"
@@ -439,30 +448,47 @@ class _Parser:
             where = f"{param.name}= of {spec.name}()"
         else:
             where = f"{param.name} ({ordinal} argument) of {spec.name}()"
-        if param.kind is ArgKind.SERIES:
+        kind = arg_kind(param)
+        if kind is ArgKind.SERIES:
             if isinstance(arg, StringLit):
                 raise self.error(arg.pos, f"a query or an expression for {where}", "a quoted string")
+            if param.type == "series" and not _has_query(arg):
+                found = "a number" if isinstance(arg, Number) else "an expression without a query"
+                raise self.error(arg.pos, f"a query or an expression over queries for {where}", found)
             return arg
-        if param.kind is ArgKind.NUMBER:
+        if kind is ArgKind.NUMBER:
             if not isinstance(arg, Number):
                 raise self.error(arg.pos, f"a number for {where}", _kind_of(arg))
-            if param.integer and not arg.value.is_integer():
-                raise self.error(arg.pos, f"a whole number for {where}", f"'{number_text(arg.value)}'")
-            if param.positive and arg.value <= 0:
-                raise self.error(arg.pos, f"a positive number for {where}", f"'{number_text(arg.value)}'")
+            self.check_value(spec, param, arg.value, arg.pos, where, f"'{number_text(arg.value)}'")
             return arg
         if not isinstance(arg, StringLit):
             raise self.error(arg.pos, f"a quoted string for {where}", _kind_of(arg))
-        if param.choices:
-            canonical = param.canonical_choice(arg.value)
-            if canonical is None:
-                options = ", ".join(f"'{c}'" for c in param.choices)
-                raise self.error(arg.pos, f"one of {options} for {where}", f"'{arg.value}'")
-            return StringLit(canonical, arg.pos)
-        if not param.matches_pattern(arg.value):
-            example = f", like {param.example}" if param.example else ""
-            raise self.error(arg.pos, f"a valid {param.name} for {where}{example}", f"'{arg.value}'")
+        checked = self.check_value(spec, param, arg.value, arg.pos, where, f"'{arg.value}'")
+        if param.choices and isinstance(checked, str):
+            return StringLit(checked, arg.pos)
         return arg
+
+    def check_value(
+        self, spec: FunctionSpec, param: Param, value: float | str, pos: int, where: str, found: str
+    ) -> object:
+        """The catalog's verdict on a literal argument, positioned in the text when it refuses it."""
+        try:
+            return param.check(spec.name, where, value)
+        except FunctionArgumentError as exc:
+            raise self.error(pos, f"{exc.allowed or param.allowed()} for {where}", found) from None
+
+
+def _has_query(ast: Argument) -> bool:
+    """Whether an argument reads any query (a constant expression does not)."""
+    if isinstance(ast, QueryRef | MetricOperand):
+        return True
+    if isinstance(ast, Neg):
+        return _has_query(ast.operand)
+    if isinstance(ast, BinOp):
+        return _has_query(ast.left) or _has_query(ast.right)
+    if isinstance(ast, Call):
+        return any(_has_query(a) for a in ast.args) or any(_has_query(v) for _, v in ast.kwargs)
+    return False
 
 
 def _count(n: int) -> str:

@@ -23,7 +23,7 @@ CATALOG = [
     "autosmooth", "moving_rollup",
     "top", "bottom", "top_offset",
     "trend_line", "robust_trend", "piecewise_constant",
-    "count_nonzero", "count_nonzero_finite", "count_not_null",
+    "count_nonzero", "count_nonzero_finite", "count_not_null", "rate", "derived",
     "exclude_null", "clamp_min", "clamp_max", "cutoff_min", "cutoff_max",
     "anomalies", "outliers", "forecast",
 ]  # fmt: skip
@@ -118,11 +118,11 @@ def test_unknown_functions_say_what_exists() -> None:
 def test_argument_errors_name_the_function_the_argument_and_what_is_allowed() -> None:
     f = frame([[1.0]])
     with pytest.raises(FunctionArgumentError) as caught:
-        lookup("top").bind([f, 7])
+        lookup("top").bind([f, 0])
     error = caught.value
-    assert str(error) == "top(): the 2nd argument (limit) must be one of 5, 10, 25, 50, 100; got 7"
-    assert (error.function, error.argument, error.given) == ("top", "limit", 7)
-    assert error.allowed == "one of 5, 10, 25, 50, 100"
+    assert str(error) == "top(): the 2nd argument (limit) must be a whole number at least 1; got 0"
+    assert (error.function, error.argument, error.given) == ("top", "limit", 0)
+    assert error.allowed == "a whole number at least 1"
     with pytest.raises(
         FunctionArgumentError,
         match=r"^top\(\): the 3rd argument \(by\) must be one of 'max', 'mean', 'min', 'sum', 'last', "
@@ -186,3 +186,25 @@ def test_call_runs_a_function_in_one_step() -> None:
     out = call("cutoff_max", [frame([[1.0, 3.0]]), 2])
     assert isinstance(out, SeriesFrame)
     assert np.isnan(out.values[0, 1]) and out.values[0, 0] == 1.0
+
+
+def test_aliases_and_family_members_run_what_they_stand_for() -> None:
+    f = sample()
+    for alias, base in (
+        ("rate", "per_second"),
+        ("derived", "derivative"),
+        ("count_nonzero_finite", "count_nonzero"),
+    ):
+        np.testing.assert_array_equal(call(alias, [f]).values, call(base, [f]).values)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(
+        call("top5_max", [f]).values,  # type: ignore[union-attr]
+        call("top", [f, 5, "max", "desc"]).values,  # type: ignore[union-attr]
+    )
+    np.testing.assert_array_equal(
+        call("bottom10_l2norm", [f]).values,  # type: ignore[union-attr]
+        call("top", [f, 10, "l2norm", "asc"]).values,  # type: ignore[union-attr]
+    )
+    hour = lookup("hour_before").bind([DEFERRED]).shifted_window(0, 60_000)
+    assert hour == lookup("timeshift").bind([DEFERRED, -3600]).shifted_window(0, 60_000)
+    # Any whole number from 1 is a top() limit, not only the UI's 5, 10, 25, 50, 100.
+    assert len(call("top", [f, 3])) == 3  # type: ignore[arg-type]

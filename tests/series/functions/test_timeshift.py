@@ -105,7 +105,8 @@ def test_calendar_shift_arguments_are_checked() -> None:
     ):
         spec.bind([DEFERRED, "-1d", "Europe/Atlantis"])
     with pytest.raises(
-        FunctionArgumentError, match=r"timeshift\(\): the 2nd argument \(seconds\) must be a number; got '1h'"
+        FunctionArgumentError,
+        match=r"timeshift\(\): the 2nd argument \(seconds\) must be a whole number; got '1h'",
     ):
         lookup("timeshift").bind([DEFERRED, "1h"])
 

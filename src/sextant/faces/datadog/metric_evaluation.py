@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from sextant.core.timeutil import now_ms, retention_floor_ms
+from sextant.core.units import MetricUnit
 from sextant.faces.datadog.analytics_request import (
     MISSING_LABEL,
     RequestError,
@@ -19,6 +20,7 @@ from sextant.faces.datadog.analytics_request import (
 )
 from sextant.faces.datadog.logs_search import LOGS_VOCABULARY
 from sextant.faces.datadog.metric_query_request import DataQuery
+from sextant.faces.datadog.metric_units import formula_unit
 from sextant.query import datadog_metrics
 from sextant.query.datadog_metrics import MetricPlan, UnsupportedQuery
 from sextant.query.events import EventQuery, GroupBy
@@ -52,6 +54,10 @@ class QueryRequestError(ValueError):
     pass
 
 
+# (metric name, the unit its points were stored with) → the metric's unit.
+UnitOfMetric = Callable[[str, str | None], MetricUnit | None]
+
+
 @dataclass(frozen=True)
 class Result:
     """One series set of a response and the index of the formula (or query) it came from."""
@@ -59,6 +65,7 @@ class Result:
     query_index: int
     frame: SeriesFrame
     alias: str | None = None
+    unit: MetricUnit | None = None
 
 
 def check_window(start_ms: int, end_ms: int) -> None:
@@ -94,8 +101,10 @@ class RequestEvaluation:
         end_ms: int,
         *,
         scalar: bool = False,
+        units: UnitOfMetric | None = None,
     ) -> None:
         self._store = store
+        self._units = units
         # Scalar requests reduce each query to one value per group (metrics by their `aggregator`).
         self._scalar = scalar
         self._org_id = org_id
@@ -103,6 +112,7 @@ class RequestEvaluation:
         self._start, self._end = start_ms, end_ms
         self._metric_asts: dict[str, MetricQueryAst] = {}
         self._plans: dict[MetricQueryAst, MetricPlan] = {}
+        self._info: dict[str, tuple[str, str | None] | None] = {}
         for name, q in self._queries.items():
             if q.data_source == "metrics":
                 if not q.query:
@@ -145,14 +155,43 @@ class RequestEvaluation:
         frame = self._metrics(ast, window)
         return scalar_frame(frame, spec.aggregator or "avg") if self._scalar else frame
 
-    def _metrics(self, ast: MetricQueryAst, window: Window) -> SeriesFrame:
+    def operand_unit(self, operand: QueryRef | MetricOperand) -> MetricUnit | None:
+        """The unit of a query's series: its metric's, as the query's modifiers and (for scalars) its
+        aggregator leave it; events have none."""
+        if isinstance(operand, MetricOperand):
+            return self._metric_unit(operand.query)
+        ast = self._metric_asts.get(operand.name)
+        if ast is None:
+            return None
+        unit = self._metric_unit(ast)
+        aggregator = self._queries[operand.name].aggregator or "avg"
+        if self._scalar and aggregator == "area" and unit is not None:
+            return unit.times_seconds()  # the area under the curve: value x seconds
+        return unit
+
+    def _metric_unit(self, ast: MetricQueryAst) -> MetricUnit | None:
+        if self._units is None:
+            return None
+        info = self._metric_info(ast.metric)
+        return self._plan(ast).unit(self._units(ast.metric, info[1] if info else None))
+
+    def _metric_info(self, metric: str) -> tuple[str, str | None] | None:
+        if metric not in self._info:
+            self._info[metric] = self._store.metric_info(self._org_id, metric, TIMEOUT_S)
+        return self._info[metric]
+
+    def _plan(self, ast: MetricQueryAst) -> MetricPlan:
         metric_plan = self._plans.get(ast)
         if metric_plan is None:
-            info = self._store.metric_info(self._org_id, ast.metric, TIMEOUT_S)
+            info = self._metric_info(ast.metric)
             try:
                 metric_plan = self._plans[ast] = datadog_metrics.plan(ast, info[0] if info else None)
             except UnsupportedQuery as exc:
                 raise QueryRequestError(str(exc)) from None
+        return metric_plan
+
+    def _metrics(self, ast: MetricQueryAst, window: Window) -> SeriesFrame:
+        metric_plan = self._plan(ast)
         if not ast.timeshift_seconds:
             return datadog_metrics.run(
                 self._store,
@@ -254,10 +293,12 @@ def evaluate_formulas(
     """Each formula (text, alias) evaluated on the window; without formulas, each query as it is."""
     if not formulas:
         formulas = [(name, None) for name in evaluation.names]
-    return [
-        Result(index, evaluate_ast(evaluation, parse(text, evaluation.names, index), window), alias)
-        for index, (text, alias) in enumerate(formulas)
-    ]
+    results = []
+    for index, (text, alias) in enumerate(formulas):
+        ast = parse(text, evaluation.names, index)
+        frame = evaluate_ast(evaluation, ast, window)
+        results.append(Result(index, frame, alias, formula_unit(ast, evaluation.operand_unit)))
+    return results
 
 
 def evaluate_ast(evaluation: RequestEvaluation, ast: FormulaAst, window: Window) -> SeriesFrame:

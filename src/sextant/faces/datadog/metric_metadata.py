@@ -1,7 +1,9 @@
 """`GET` and `PUT /api/v1/metrics/{metric_name}`: Datadog metric metadata.
 
 What a user set (description, short name, type, units, StatsD interval) lives in the control plane; the
-type and unit that ingestion last saw fill in whatever was not set. A metric exists once a point of it
+type and unit that ingestion last saw fill in whatever was not set, the unit read onto Datadog's unit names
+(OTLP's `ms` is `millisecond`, `By/s` a `byte` per `second`; a unit the catalog cannot name is left out).
+A unit or per-unit set that is not a Datadog unit name is a 400. A metric exists once a point of it
 was stored or metadata was set for it: any other name is 404, as Datadog answers for a metric it has
 never received. Authenticated like the Datadog query endpoints (API key + application key).
 """
@@ -25,6 +27,7 @@ from sextant.control.metric_metadata import (
     set_metric_metadata,
 )
 from sextant.core.metrics import MetricKind
+from sextant.core.units import parse_metric_unit
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply, json_response
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
@@ -188,7 +191,10 @@ def _merged(ingested: dict[str, object] | None, stored: StoredMetricMetadata | N
     if ingested is not None:
         kind, unit = ingested["kind"], ingested["unit"]
         out.type = DATADOG_TYPES.get(str(kind))
-        out.unit = unit if isinstance(unit, str) and unit else None
+        known = parse_metric_unit(unit) if isinstance(unit, str) else None
+        if known is not None:
+            out.unit = known.unit.name
+            out.per_unit = None if known.per is None else known.per.name
     if stored is not None:
         for field in FIELDS:
             value = getattr(stored, field)

@@ -5,7 +5,8 @@ through the series engine.
 Responses follow the reference: a timeseries response lists the times at which any series has a value
 (buckets where none has are left out) and `null` where a series lacks one; a scalar response has one
 group column per group-by key, then one number column per formula (or query), rows parallel; the v1
-response has a `pointlist` per series over every bucket of the window.
+response has a `pointlist` per series over every bucket of the window. Each series (and number column)
+carries the unit of its formula, `[unit, per_unit]` or null (see `metric_units`).
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ from sextant.faces.datadog.metric_query_request import (
     TimeseriesData,
     TimeseriesResponse,
     TimeseriesSeries,
+    UnitField,
     V1QueryResponse,
     V1Series,
 )
+from sextant.faces.datadog.metric_units import MetricUnits, formula_unit, unit_field
 from sextant.query.datadog_metrics import requested_step_ms
 from sextant.query.formula_syntax import (
     BinOp,
@@ -98,8 +101,9 @@ def timeseries_body(results: list[Result]) -> TimeseriesResponse:
     series, values = [], []
     for result in results:
         frame = result.frame
+        unit = unit_field(result.unit)
         for row in range(len(frame)):
-            series.append(TimeseriesSeries(frame.group_tags(row), result.query_index, None))
+            series.append(TimeseriesSeries(frame.group_tags(row), result.query_index, unit))
             values.append(_values(frame.values[row, present]))
     return TimeseriesResponse(TimeseriesData(TimeseriesAttributes(series, times[present].tolist(), values)))
 
@@ -133,8 +137,8 @@ def scalar_body(
         GroupColumn(key, [[str(r[i]) if r[i] is not None else "N/A"] for r in rows])
         for i, key in enumerate(keys)
     ]
-    for name, cells in zip(names, columns, strict=True):
-        out.append(NumberColumn(name, [cells.get(r) for r in rows], ColumnMeta()))
+    for name, cells, result in zip(names, columns, results, strict=True):
+        out.append(NumberColumn(name, [cells.get(r) for r in rows], ColumnMeta(unit_field(result.unit))))
     return ScalarResponse(ScalarData(ScalarAttributes(out)))
 
 
@@ -233,7 +237,13 @@ class DatadogMetricQueries:
             raise QueryRequestError("API input validation failed: queries must hold at least one query")
         check_window(attrs.start, attrs.end)
         evaluation = RequestEvaluation(
-            self._store, org_id, attrs.queries, attrs.start, attrs.end, scalar=scalar
+            self._store,
+            org_id,
+            attrs.queries,
+            attrs.start,
+            attrs.end,
+            scalar=scalar,
+            units=MetricUnits(self._directory, org_id),
         )
         step = evaluation.step_ms(None if scalar else attrs.interval)
         window = Window(attrs.start, attrs.end, step)
@@ -274,7 +284,9 @@ class DatadogMetricQueries:
         except QuerySyntaxError as exc:
             raise QueryRequestError(str(exc)) from None
         operands = [op for ast in expressions for op in _metric_operands(ast)]
-        evaluation = RequestEvaluation(self._store, org_id, [], start_ms, end_ms)
+        evaluation = RequestEvaluation(
+            self._store, org_id, [], start_ms, end_ms, units=MetricUnits(self._directory, org_id)
+        )
         asked = [s for s in (requested_step_ms(op.query) for op in operands) if s]
         step = choose_step_ms(end_ms - start_ms, max(asked) if asked else None)
         window = Window(start_ms, end_ms, step)
@@ -284,8 +296,9 @@ class DatadogMetricQueries:
             frame = evaluate_ast(evaluation, ast, window)
             first = next(iter(_metric_operands(ast)), None)
             group_by = group_by or list(frame.group_by)
+            unit = unit_field(formula_unit(ast, evaluation.operand_unit))
             for row in range(len(frame)):
-                series.append(_v1_series(frame, row, index, render_formula(ast), first, window))
+                series.append(_v1_series(frame, row, index, render_formula(ast), first, window, unit))
         return V1QueryResponse(
             status="ok",
             res_type="time_series",
@@ -312,7 +325,13 @@ def _metric_operands(ast: object) -> list[MetricOperand]:
 
 
 def _v1_series(
-    frame: SeriesFrame, row: int, index: int, expression: str, operand: MetricOperand | None, window: Window
+    frame: SeriesFrame,
+    row: int,
+    index: int,
+    expression: str,
+    operand: MetricOperand | None,
+    window: Window,
+    unit: UnitField | None,
 ) -> V1Series:
     tags = frame.group_tags(row)
     metric = operand.query.metric if operand else expression
@@ -336,4 +355,5 @@ def _v1_series(
         start=start,
         end=end,
         pointlist=points,
+        unit=unit,
     )

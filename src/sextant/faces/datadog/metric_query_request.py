@@ -61,10 +61,25 @@ class QueryRequest(msgspec.Struct):
 # --- responses -------------------------------------------------------------------------------------------
 
 
+class UnitObject(msgspec.Struct):
+    """Datadog's description of one unit (`id` is in real answers, though not in the OpenAPI spec)."""
+
+    family: str
+    name: str
+    plural: str
+    scale_factor: float
+    short_name: str
+    id: int
+
+
+# `[unit, per_unit or null]`.
+UnitField = list[UnitObject | None]
+
+
 class TimeseriesSeries(msgspec.Struct):
     group_tags: list[str]
     query_index: int
-    unit: list[Any] | None = None
+    unit: UnitField | None = None
 
 
 class TimeseriesAttributes(msgspec.Struct):
@@ -84,7 +99,7 @@ class TimeseriesResponse(msgspec.Struct):
 
 
 class ColumnMeta(msgspec.Struct):
-    unit: list[Any] | None = None
+    unit: UnitField | None = None
 
 
 class GroupColumn(msgspec.Struct, tag_field="type", tag="group"):
@@ -129,7 +144,7 @@ class V1Series(msgspec.Struct):
     start: int
     end: int
     pointlist: list[tuple[int, float | None]]
-    unit: list[Any] | None = None
+    unit: UnitField | None = None
 
 
 class V1QueryResponse(msgspec.Struct):

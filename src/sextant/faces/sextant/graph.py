@@ -36,6 +36,7 @@ from sextant.faces.datadog.metric_query_request import (
     ScalarAttributes,
     TimeseriesAttributes,
 )
+from sextant.faces.datadog.metric_units import MetricUnits
 from sextant.series.evaluate import Window
 from sextant.storage.backend import Backend, QueryTimeout
 
@@ -122,11 +123,14 @@ class GraphApi:
         if not graph.requests:
             raise QueryRequestError("a graph needs at least one request")
         answers: list[TimeseriesAnswer | ScalarAnswer] = []
+        units = MetricUnits(self._directory, org_id)
         for i, spec in enumerate(graph.requests):
             if not spec.queries:
                 raise QueryRequestError(f"requests[{i}]: queries must hold at least one query")
             scalar = spec.response_format == "scalar"
-            evaluation = RequestEvaluation(self._store, org_id, spec.queries, start, end, scalar=scalar)
+            evaluation = RequestEvaluation(
+                self._store, org_id, spec.queries, start, end, scalar=scalar, units=units
+            )
             window = Window(start, end, evaluation.step_ms(None if scalar else graph.interval))
             formulas = [(f.formula, f.alias) for f in spec.formulas or []]
             results = evaluate_formulas(evaluation, formulas, window)

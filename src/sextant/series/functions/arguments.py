@@ -54,7 +54,7 @@ class Param:
     name: str
     type: ParamType
     default: Any = REQUIRED
-    # Strings: the allowed values. Numbers: a fixed set of allowed values (top()'s 5, 10, 25, 50, 100).
+    # Strings: the allowed values. Numbers: a fixed set of allowed values, when only those make sense.
     choices: tuple[str | int | float, ...] = ()
     minimum: float | None = None
     maximum: float | None = None

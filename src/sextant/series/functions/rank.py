@@ -24,7 +24,6 @@ from sextant.series.functions.reducers import Reducer, reduce_rows
 
 Direction = Literal["asc", "desc"]
 DIRECTIONS: tuple[Direction, ...] = ("asc", "desc")
-TOP_LIMITS = (5, 10, 25, 50, 100)
 # `[top, bottom][5, 10, 15, 20]_[mean, min, max, last, area, l2norm]` in Datadog's docs; `sum` is accepted
 # as well since `top()` takes it.
 SHORTHAND_LIMITS = (5, 10, 15, 20)

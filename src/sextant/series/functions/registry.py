@@ -1,4 +1,7 @@
-"""The function catalog: every Datadog function name, its arguments and its implementation, in one table.
+"""The function catalog: every Datadog function name, its arguments, its implementation and what it does to
+the unit of its query, in one table. It is the single source of truth: the formula parser checks calls
+against it (`sextant.query.metric_functions` is its view of the catalog), the evaluator binds and runs
+them with it, and the Datadog face derives answer units from it.
 
 An evaluator looks a name up (`lookup`), binds the call's arguments (`FunctionSpec.bind`: positional
 values in order, named ones by name; a mistake raises `FunctionArgumentError` saying which argument of
@@ -14,18 +17,33 @@ arguments, to learn `shifted_window` or `lookback_ms` — the history a function
 (anomalies, moving_rollup, forecast), which the evaluator queries too and trims afterwards with
 `frames.trim_before`.
 
-Expanded names are entries of their own: `ewma_3` … `ewma_20`, `median_3` … `median_9`, `rollingavg_5` …
-`rollingavg_29`, `top5_mean` … `bottom20_sum`.
+Family members are entries of their own, with the function they stand for in `base` and the arguments
+their name fixes in `preset` (bound like any other argument): `ewma_3` … `ewma_20` (span), `median_3` …
+`median_9`, `rollingavg_5` … `rollingavg_29`, `top5_mean` … `bottom20_sum` (`top` with limit, by and dir),
+`hour_before` … `month_before` (`timeshift` by -3600 … -2419200 seconds, a month being 28 days). Aliases
+have a `base` and no preset: `count_nonzero_finite`, and the historic `rate` and `derived` (`per_second`
+and `derivative`).
+
+Decisions where the docs are loose: `top()`'s limit is any whole number from 1 (Datadog's UI offers 5,
+10, 25, 50, 100, and real queries use `top(q, 1, ...)`); `calendar_shift()`'s time zone is optional (UTC);
+positional parameters cannot be given by name.
+
+Units (`unit`): a function keeps its query's unit unless its entry says otherwise — rates (`per_second`,
+`derivative`, `throughput`, `per_minute`, `per_hour`) make it per second / minute / hour, `integral` turns
+a per-second rate back into its amount, `dt` is in seconds, and the counts (`count_nonzero`,
+`count_not_null`, `moving_rollup(..., 'count')`), `log2`, `log10` and `pow` have none.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sextant.core.units import HOUR, MINUTE, SECOND, MetricUnit, Unit
 from sextant.series.frame import SeriesFrame
 from sextant.series.functions import (
     anomalies,
@@ -66,6 +84,20 @@ Runner = Callable[[Arguments, FunctionContext], "SeriesFrame | float"]
 Shifter = Callable[[Arguments, int, int], ShiftedWindow]
 # (arguments, step_ms, window_ms) → milliseconds of history wanted before the window.
 Lookback = Callable[[Arguments, int, int], int]
+# (unit of the function's first query argument, bound arguments) → unit of its result.
+UnitRule = Callable[[MetricUnit | None, Arguments], MetricUnit | None]
+
+
+def keep_unit(unit: MetricUnit | None, _arguments: Arguments) -> MetricUnit | None:
+    return unit
+
+
+def no_unit(_unit: MetricUnit | None, _arguments: Arguments) -> MetricUnit | None:
+    return None
+
+
+def _per(time: Unit) -> UnitRule:
+    return lambda unit, _a: None if unit is None else unit.per_time(time)
 
 
 @dataclass(frozen=True)
@@ -77,10 +109,30 @@ class FunctionSpec:
     run: Runner | None = None
     shift: Shifter | None = None
     lookback: Lookback | None = None
+    # Family members and aliases: the function they stand for, and the arguments their name fixes.
+    base: str | None = None
+    preset: tuple[tuple[str, Any], ...] = ()
+    unit: UnitRule = keep_unit
 
     @property
     def kind(self) -> Literal["series", "shift"]:
         return "shift" if self.shift is not None else "series"
+
+    @property
+    def implementation(self) -> str:
+        """The function this name runs: `base` for family members and aliases, else the name itself."""
+        return self.base or self.name
+
+    @property
+    def min_args(self) -> int:
+        return sum(1 for p in self.positional if p.required)
+
+    @property
+    def max_args(self) -> int:
+        return len(self.positional)
+
+    def named_param(self, name: str) -> Param | None:
+        return next((p for p in self.named if p.name == name), None)
 
     def signature(self) -> str:
         def show(param: Param) -> str:
@@ -115,11 +167,10 @@ class FunctionSpec:
                 )
             else:
                 bound[param.name] = param.default
-        by_name = {p.name: p for p in self.named}
         for key, value in named.items():
-            found = by_name.get(key)
+            found = self.named_param(key)
             if found is None:
-                known = ", ".join(by_name) if by_name else None
+                known = ", ".join(p.name for p in self.named) if self.named else None
                 raise FunctionArgumentError(
                     self.name,
                     f"has no named argument '{key}'"
@@ -131,6 +182,7 @@ class FunctionSpec:
             bound[key] = found.check(self.name, f"the named argument {key}", value)
         for param in self.named:
             bound.setdefault(param.name, param.default)
+        bound.update(self.preset)
         return BoundCall(self, bound)
 
 
@@ -157,14 +209,23 @@ class BoundCall:
             raise ValueError(f"{self.spec.name}() does not shift the query's window")
         return self.spec.shift(self.arguments, start_ms, end_ms)
 
+    def unit(self, query_unit: MetricUnit | None) -> MetricUnit | None:
+        """The unit of the result, given the unit of the function's query argument."""
+        return self.spec.unit(query_unit, self.arguments)
+
 
 # Parameters used by many entries.
 QUERY = Param("query", "series", description="the query (or expression) the function applies to")
 THRESHOLD = Param("threshold", "number")
 
 
-def _unary(name: str, summary: str, compute: Callable[[SeriesFrame], SeriesFrame]) -> FunctionSpec:
-    return FunctionSpec(name, summary, (QUERY,), run=lambda a, _c: compute(a["query"]))
+def _unary(
+    name: str,
+    summary: str,
+    compute: Callable[[SeriesFrame], SeriesFrame],
+    unit: UnitRule = keep_unit,
+) -> FunctionSpec:
+    return FunctionSpec(name, summary, (QUERY,), run=lambda a, _c: compute(a["query"]), unit=unit)
 
 
 def _threshold(name: str, summary: str, compute: Callable[[SeriesFrame, float], SeriesFrame]) -> FunctionSpec:
@@ -173,16 +234,35 @@ def _threshold(name: str, summary: str, compute: Callable[[SeriesFrame, float], 
     )
 
 
-def _fixed_shift(name: str, summary: str, seconds: int) -> FunctionSpec:
-    return FunctionSpec(
-        name, summary, (QUERY,), shift=lambda _a, start, end: timeshift.shift_by_seconds(-seconds, start, end)
+def _member(base: FunctionSpec, name: str, summary: str, **preset: Any) -> FunctionSpec:
+    """A name that stands for `base` called on its query with the arguments `preset`."""
+    return dataclasses.replace(
+        base,
+        name=name,
+        summary=summary,
+        positional=(QUERY,),
+        named=(),
+        base=base.name,
+        preset=tuple(preset.items()),
     )
+
+
+def _alias(base: FunctionSpec, name: str, summary: str) -> FunctionSpec:
+    return dataclasses.replace(base, name=name, summary=summary, base=base.name)
 
 
 def _parse_alert_window(text: str) -> str:
     if re.fullmatch(r"last_\d+(m|h|d|w)", text) is None:
         raise ValueError(text)
     return text
+
+
+def _moving_rollup_unit(unit: MetricUnit | None, arguments: Arguments) -> MetricUnit | None:
+    return None if arguments.get("aggregator") == "count" else unit
+
+
+def _integral_unit(unit: MetricUnit | None, _arguments: Arguments) -> MetricUnit | None:
+    return None if unit is None else unit.times_seconds()
 
 
 SEASONALITY = Param("seasonality", "string", "weekly", choices=seasonality.SEASONALITIES)
@@ -196,20 +276,55 @@ TIMEZONE = Param(
 INTERVAL = Param(
     "interval", "integer", None, minimum=1, description="rollup interval in seconds (query level)"
 )
+RANK_LIMIT = Param("limit", "integer", 10, minimum=1, description="how many series to keep")
 
 
 def _entries() -> list[FunctionSpec]:
+    timeshift_spec = FunctionSpec(
+        "timeshift",
+        "the query `seconds` earlier (negative) or later (positive)",
+        (QUERY, Param("seconds", "integer")),
+        shift=lambda a, start, end: timeshift.shift_by_seconds(a["seconds"], start, end),
+    )
+    top_spec = FunctionSpec(
+        "top",
+        "the first `limit` series ranked by `by`",
+        (
+            QUERY,
+            RANK_LIMIT,
+            Param("by", "string", "mean", choices=REDUCERS),
+            Param("dir", "string", "desc", choices=rank.DIRECTIONS),
+        ),
+        run=lambda a, _c: rank.top(a["query"], a["limit"], a["by"], a["dir"]),
+    )
+    per_second = _unary(
+        "per_second", "rate of increase per second (null at counter resets)", rates.per_second, _per(SECOND)
+    )
+    derivative = _unary(
+        "derivative", "change per second since the previous point", rates.derivative, _per(SECOND)
+    )
+    count_nonzero = _unary(
+        "count_nonzero", "number of groups with a non-zero value, one series", counts.count_nonzero, no_unit
+    )
     entries = [
         _unary("abs", "absolute value of each point", arithmetic.absolute),
-        _unary("log2", "base-2 logarithm of each point (null where not positive)", arithmetic.log2),
-        _unary("log10", "base-10 logarithm of each point (null where not positive)", arithmetic.log10),
+        _unary("log2", "base-2 logarithm of each point (null where not positive)", arithmetic.log2, no_unit),
+        _unary(
+            "log10", "base-10 logarithm of each point (null where not positive)", arithmetic.log10, no_unit
+        ),
         _unary("cumsum", "running total over the window", arithmetic.cumsum),
-        _unary("integral", "running total of value * seconds since the previous point", arithmetic.integral),
+        _unary(
+            "integral",
+            "running total of value * seconds since the previous point",
+            arithmetic.integral,
+            _integral_unit,
+        ),
         FunctionSpec(
             "pow",
             "x to the power y, each a query or a number",
             (Param("base", "series_or_number"), Param("exponent", "series_or_number")),
             run=lambda a, _c: arithmetic.power(a["base"], a["exponent"]),
+            unit=no_unit,
         ),
         FunctionSpec(
             "fill",
@@ -234,16 +349,13 @@ def _entries() -> list[FunctionSpec]:
             (QUERY,),
             run=lambda a, c: interpolation.default_zero(a["query"], interpolate=c.interpolate),
         ),
-        FunctionSpec(
-            "timeshift",
-            "the query `seconds` earlier (negative) or later (positive)",
-            (QUERY, Param("seconds", "number")),
-            shift=lambda a, start, end: timeshift.shift_by_seconds(a["seconds"], start, end),
+        timeshift_spec,
+        _member(timeshift_spec, "hour_before", "the query one hour earlier", seconds=-timeshift.HOUR_S),
+        _member(timeshift_spec, "day_before", "the query one day earlier", seconds=-timeshift.DAY_S),
+        _member(timeshift_spec, "week_before", "the query one week earlier", seconds=-timeshift.WEEK_S),
+        _member(
+            timeshift_spec, "month_before", "the query 28 days earlier", seconds=-timeshift.MONTH_BEFORE_S
         ),
-        _fixed_shift("hour_before", "the query one hour earlier", timeshift.HOUR_S),
-        _fixed_shift("day_before", "the query one day earlier", timeshift.DAY_S),
-        _fixed_shift("week_before", "the query one week earlier", timeshift.WEEK_S),
-        _fixed_shift("month_before", "the query 28 days earlier", timeshift.MONTH_BEFORE_S),
         FunctionSpec(
             "calendar_shift",
             "the query calendar days, weeks or months earlier in a time zone",
@@ -261,14 +373,26 @@ def _entries() -> list[FunctionSpec]:
                 a["shift"], a["timezone"], start, end
             ),
         ),
-        _unary("per_second", "rate of increase per second (null at counter resets)", rates.per_second),
-        _unary("per_minute", "rate of increase per minute (null at counter resets)", rates.per_minute),
-        _unary("per_hour", "rate of increase per hour (null at counter resets)", rates.per_hour),
-        _unary("dt", "seconds between points, one series for all groups", rates.dt),
+        per_second,
+        _alias(per_second, "rate", "historic synonym of per_second"),
+        _unary(
+            "per_minute",
+            "rate of increase per minute (null at counter resets)",
+            rates.per_minute,
+            _per(MINUTE),
+        ),
+        _unary("per_hour", "rate of increase per hour (null at counter resets)", rates.per_hour, _per(HOUR)),
+        _unary(
+            "dt",
+            "seconds between points, one series for all groups",
+            rates.dt,
+            lambda _u, _a: MetricUnit(SECOND),
+        ),
         _unary("diff", "change since the previous point", rates.diff),
         _unary("monotonic_diff", "change since the previous point where not negative", rates.monotonic_diff),
-        _unary("derivative", "change per second since the previous point", rates.derivative),
-        _unary("throughput", "each value divided by the bucket's seconds", rates.throughput),
+        derivative,
+        _alias(derivative, "derived", "historic synonym of derivative"),
+        _unary("throughput", "each value divided by the bucket's seconds", rates.throughput, _per(SECOND)),
         _unary("autosmooth", "moving average with an automatically chosen span (ASAP)", smoothing.autosmooth),
         FunctionSpec(
             "moving_rollup",
@@ -280,26 +404,13 @@ def _entries() -> list[FunctionSpec]:
             ),
             run=lambda a, _c: rollups.moving_rollup(a["query"], a["seconds"], a["aggregator"]),
             lookback=lambda a, _s, _w: int(a["seconds"]) * 1000,
+            unit=_moving_rollup_unit,
         ),
-        FunctionSpec(
-            "top",
-            "the first `limit` series ranked by `by`",
-            (
-                QUERY,
-                Param("limit", "integer", 10, choices=rank.TOP_LIMITS),
-                Param("by", "string", "mean", choices=REDUCERS),
-                Param("dir", "string", "desc", choices=rank.DIRECTIONS),
-            ),
-            run=lambda a, _c: rank.top(a["query"], a["limit"], a["by"], a["dir"]),
-        ),
+        top_spec,
         FunctionSpec(
             "bottom",
             "the last `limit` series ranked by `by` (ascending ranking)",
-            (
-                QUERY,
-                Param("limit", "integer", 10, choices=rank.TOP_LIMITS),
-                Param("by", "string", "mean", choices=REDUCERS),
-            ),
+            (QUERY, RANK_LIMIT, Param("by", "string", "mean", choices=REDUCERS)),
             run=lambda a, _c: rank.bottom(a["query"], a["limit"], a["by"]),
         ),
         FunctionSpec(
@@ -307,7 +418,7 @@ def _entries() -> list[FunctionSpec]:
             "`limit` series ranked by `by`, after the first `offset`",
             (
                 QUERY,
-                Param("limit", "integer", 10, choices=rank.TOP_LIMITS),
+                RANK_LIMIT,
                 Param("by", "string", "mean", choices=REDUCERS),
                 Param("dir", "string", "desc", choices=rank.DIRECTIONS),
                 Param("offset", "integer", 0, minimum=0),
@@ -319,11 +430,9 @@ def _entries() -> list[FunctionSpec]:
         _unary(
             "piecewise_constant", "constant segments between change points", regression.piecewise_constant
         ),
-        _unary("count_nonzero", "number of groups with a non-zero value, one series", counts.count_nonzero),
-        _unary(
-            "count_nonzero_finite", "number of groups with a non-zero value, one series", counts.count_nonzero
-        ),
-        _unary("count_not_null", "number of groups with a value, one series", counts.count_not_null),
+        count_nonzero,
+        _alias(count_nonzero, "count_nonzero_finite", "number of groups with a non-zero value, one series"),
+        _unary("count_not_null", "number of groups with a value, one series", counts.count_not_null, no_unit),
         _unary("exclude_null", "groups with every group-by tag present", exclusion.exclude_null),
         _threshold("clamp_min", "values below the threshold raised to it", exclusion.clamp_min),
         _threshold("clamp_max", "values above the threshold lowered to it", exclusion.clamp_max),
@@ -407,37 +516,45 @@ def _entries() -> list[FunctionSpec]:
             ),
         ),
     ]
-    for span in smoothing.EWMA_SPANS:
-        entries.append(
-            _span_entry(f"ewma_{span}", f"exponentially weighted average, span {span}", smoothing.ewma, span)
-        )
-    for span in smoothing.MEDIAN_SPANS:
-        entries.append(
-            _span_entry(f"median_{span}", f"rolling median of {span} points", smoothing.rolling_median, span)
-        )
-    for span in smoothing.ROLLINGAVG_SPANS:
-        entries.append(
-            _span_entry(
-                f"rollingavg_{span}", f"rolling average of {span} points", smoothing.rolling_average, span
-            )
-        )
+    spans: tuple[tuple[str, tuple[int, ...], Callable[[SeriesFrame, int], SeriesFrame], str], ...] = (
+        ("ewma", smoothing.EWMA_SPANS, smoothing.ewma, "exponentially weighted average, span {n}"),
+        ("median", smoothing.MEDIAN_SPANS, smoothing.rolling_median, "rolling median of {n} points"),
+        (
+            "rollingavg",
+            smoothing.ROLLINGAVG_SPANS,
+            smoothing.rolling_average,
+            "rolling average of {n} points",
+        ),
+    )
+    for family, sizes, compute, summary in spans:
+        for span in sizes:
+            entries.append(_span_entry(family, span, summary.format(n=span), compute))
     sides: tuple[tuple[str, rank.Direction], ...] = (("top", "desc"), ("bottom", "asc"))
     for side, direction in sides:
         for limit in rank.SHORTHAND_LIMITS:
             for by in rank.SHORTHAND_REDUCERS:
-                entries.append(_rank_entry(f"{side}{limit}_{by}", limit, by, direction))
+                entries.append(_rank_entry(top_spec, side, limit, by, direction))
     return entries
 
 
 def _span_entry(
-    name: str, summary: str, compute: Callable[[SeriesFrame, int], SeriesFrame], span: int
+    family: str, span: int, summary: str, compute: Callable[[SeriesFrame, int], SeriesFrame]
 ) -> FunctionSpec:
-    return FunctionSpec(name, summary, (QUERY,), run=lambda a, _c: compute(a["query"], span))
+    return FunctionSpec(
+        f"{family}_{span}",
+        summary,
+        (QUERY,),
+        run=lambda a, _c: compute(a["query"], a["span"]),
+        base=family,
+        preset=(("span", span),),
+    )
 
 
-def _rank_entry(name: str, limit: int, by: Reducer, direction: rank.Direction) -> FunctionSpec:
+def _rank_entry(
+    top_spec: FunctionSpec, side: str, limit: int, by: Reducer, direction: rank.Direction
+) -> FunctionSpec:
     summary = f"the {'first' if direction == 'desc' else 'last'} {limit} series by {by}"
-    return FunctionSpec(name, summary, (QUERY,), run=lambda a, _c: rank.top(a["query"], limit, by, direction))
+    return _member(top_spec, f"{side}{limit}_{by}", summary, limit=limit, by=by, dir=direction)
 
 
 FUNCTIONS: Mapping[str, FunctionSpec] = {spec.name: spec for spec in _entries()}
@@ -447,15 +564,20 @@ def lookup(name: str) -> FunctionSpec:
     spec = FUNCTIONS.get(name)
     if spec is not None:
         return spec
+    hint = unknown_hint(name)
+    raise UnknownFunctionError(name, f"; {hint}" if hint else "", given=name)
+
+
+def unknown_hint(name: str) -> str:
+    """What to say about a name that is not in the catalog: its family's members, or close names."""
     close = difflib.get_close_matches(name, FUNCTIONS, n=3, cutoff=0.6)
     family = name.rsplit("_", 1)[0] if "_" in name else ""
     relatives = sorted((n for n in FUNCTIONS if family and n.startswith(family + "_")), key=_natural)
-    hint = ""
     if relatives:
-        hint = f"; the {family} functions are {', '.join(relatives)}"
-    elif close:
-        hint = f"; did you mean {' or '.join(close)}?"
-    raise UnknownFunctionError(name, hint, given=name)
+        return f"the {family} functions are {', '.join(relatives)}"
+    if close:
+        return f"did you mean {' or '.join(close)}?"
+    return ""
 
 
 def _natural(name: str) -> tuple[str, int]:
