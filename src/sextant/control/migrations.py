@@ -67,6 +67,10 @@ def _v6_posthog_metrics_scopes(conn: sa.Connection) -> None:
     _grant_to_all_scope_keys(conn, "posthog_personal_key", ("metrics:read", "metrics:write"))
 
 
+def _v7_custom_timeseries(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.custom_timeseries])
+
+
 MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_segments),
@@ -74,6 +78,7 @@ MIGRATIONS: list[tuple[int, Callable[[sa.Connection], None]]] = [
     (4, _v4_dashboards),
     (5, _v5_metric_metadata_write_scope),
     (6, _v6_posthog_metrics_scopes),
+    (7, _v7_custom_timeseries),
 ]
 
 

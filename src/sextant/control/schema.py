@@ -102,3 +102,18 @@ dashboards = sa.Table(
     sa.Column("modified_at", sa.BigInteger, nullable=False),
     sa.Column("deleted_at", sa.BigInteger, nullable=True),
 )
+
+# Dynatrace custom timeseries registered with PUT /api/v1/timeseries/{id} (ids start with `custom:`).
+# `dimensions` and `types` are JSON lists of strings, as registered.
+custom_timeseries = sa.Table(
+    "custom_timeseries",
+    metadata,
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), primary_key=True),
+    sa.Column("timeseries_id", sa.String(256), primary_key=True),
+    sa.Column("display_name", sa.String(256), nullable=False),
+    sa.Column("unit", sa.String(64), nullable=False),
+    sa.Column("dimensions", sa.JSON, nullable=False),
+    sa.Column("types", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

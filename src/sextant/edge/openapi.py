@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,8 @@ from sextant import __version__
 from sextant.edge.endpoints import Endpoint
 
 _REF = "#/components/schemas/{name}"
+# Starlette's path convertors (`{id:path}`): routing detail, not part of an OpenAPI path template.
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 
 
 def openapi_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
@@ -26,10 +29,11 @@ def openapi_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     schemes: dict[str, Any] = {}
     for ep in endpoints:
+        path = _CONVERTOR.sub(r"{\1}", ep.path)
         op: dict[str, Any] = {
             "summary": ep.summary,
             "tags": [ep.tag],
-            "operationId": f"{ep.method.lower()}_{ep.path.strip('/').replace('/', '_').replace('-', '_')}",
+            "operationId": f"{ep.method.lower()}_{path.strip('/').replace('/', '_').replace('-', '_')}",
             "responses": {
                 str(status): _response(reply.description, reply.content_type, ref_of.get(reply.schema))
                 for status, reply in sorted(ep.responses.items())
@@ -44,7 +48,7 @@ def openapi_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             op["security"] = [{name: [] for name in ep.auth_headers}]
             for name in ep.auth_headers:
                 schemes[name] = {"type": "apiKey", "in": "header", "name": name}
-        paths.setdefault(ep.path, {})[ep.method.lower()] = op
+        paths.setdefault(path, {})[ep.method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sextant", "version": __version__},
