@@ -137,7 +137,9 @@ def build_app(runtime: Runtime) -> ASGIApp:
     endpoints.extend(DatadogMetricMetadataApi(runtime.directory, runtime.store).endpoints())
     endpoints.extend(DatadogMetricQueries(runtime.directory, runtime.store).endpoints())
     endpoints.extend(GraphApi(runtime.directory, runtime.store).endpoints())
-    endpoints.extend(DynatraceTimeseriesApi(runtime.directory, runtime.store).endpoints())
+    endpoints.extend(
+        DynatraceTimeseriesApi(runtime.directory, runtime.store, runtime.settings.limits).endpoints()
+    )
     endpoints.extend(PostHogMetricsApi(runtime.directory, runtime.store).endpoints())
     endpoints.extend(_system_endpoints(runtime, endpoints))
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from sextant.control.apps import Application, get_app
 from sextant.control.keys import KeyKind, find_key
+from sextant.control.orgs import posthog_project_of, posthog_project_owner
 from sextant.control.segments import segment_members
 
 
@@ -91,6 +92,16 @@ class Directory:
             self._apps.clear()
         self._apps[app_id] = app
         return app
+
+    def posthog_project(self, org_id: int) -> int | None:
+        """The organization's (first) PostHog project."""
+        with self.engine.connect() as conn:
+            return posthog_project_of(conn, org_id)
+
+    def posthog_project_owner(self, project_id: int) -> int | None:
+        """The organization owning a PostHog project, or None when there is none."""
+        with self.engine.connect() as conn:
+            return posthog_project_owner(conn, project_id)
 
     def segment(self, org_id: int, segment_id: str) -> list[str] | None:
         """The user ids of the organization's segment (read fresh: segments change without notice)."""

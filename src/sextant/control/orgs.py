@@ -55,6 +55,12 @@ def find_org(conn: sa.Connection, name_or_id: str) -> Org:
     return Org(id=row.id, name=row.name, created_at=row.created_at)
 
 
+def posthog_project_owner(conn: sa.Connection, project_id: int) -> int | None:
+    """The organization that owns a PostHog project, or None when there is no such project."""
+    query = sa.select(schema.posthog_projects.c.org_id).where(schema.posthog_projects.c.id == project_id)
+    return conn.execute(query).scalar()
+
+
 def posthog_project_of(conn: sa.Connection, org_id: int) -> int | None:
     """The organization's first PostHog project, which project tokens belong to."""
     query = (
