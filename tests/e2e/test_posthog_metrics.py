@@ -217,8 +217,11 @@ def queue(server: RunningServer, acme: dict[str, Any]) -> dict[str, Any]:
     for service, anomaly in (("svc-steady", 10.0), ("svc-spiky", 100.0)):
         points = [(start + m * MINUTE, 10.0 if m < 10 else anomaly, {}) for m in range(20)]
         send(server, acme, export(gauge(names["svc"], points), service=service))
-    body = query_body(names["queue_depth"], start, start + 20 * MINUTE, aggregation="count")
-    run_query(server, acme, body, 20)
+    # Loads keep the order of the writes: once the last write is visible, all of them are.
+    last = query_body(
+        names["svc"], start, start + 20 * MINUTE, aggregation="count", groupBy=[{"key": "service_name"}]
+    )
+    run_query(server, acme, last, 40)
     return {"start": start, **names}
 
 

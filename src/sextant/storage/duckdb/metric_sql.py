@@ -20,6 +20,8 @@ from sextant.query.metrics import (
     TagRegex,
     time_percentile,
 )
+from sextant.storage.duckdb.metric_rollups import combined_in_numpy, rollup_points_sql, rollup_rows_sql
+from sextant.storage.duckdb.metric_rollups import plan as rollup_plan
 
 _TIME_AGGREGATIONS = {
     "avg": "avg(v)",
@@ -71,6 +73,8 @@ class CompiledSeriesQuery:
     series_params: list[object]
     points_sql: str
     points_params: list[object]
+    # The points query returns rollup rows to combine (metric_rollups.combine_rows), not bucket values.
+    rollup_rows: bool = False
 
 
 def glob_to_like(pattern: str) -> str:
@@ -204,8 +208,17 @@ def compile_series_query(query: SeriesQuery) -> CompiledSeriesQuery:
     value = _point_value_sql(query)
     if query.step_ms <= 0:
         raise ValueError("step_ms must be positive")
-    aggregate, aggregate_params = time_aggregation_sql(query.time_aggregation)
     bucket, bucket_params = bucket_sql(query)
+    selected = (f"SELECT series_id FROM metric_series WHERE {where}", where_params)
+    rollup = rollup_plan(query)
+    if rollup is not None:
+        rows = combined_in_numpy(query)
+        compile_points = rollup_rows_sql if rows else rollup_points_sql
+        points_sql, points_params = compile_points(query, rollup, (bucket, bucket_params), selected)
+        return CompiledSeriesQuery(
+            series_sql, series_params + where_params, points_sql, points_params, rollup_rows=rows
+        )
+    aggregate, aggregate_params = time_aggregation_sql(query.time_aggregation)
     points_sql = (
         f"SELECT series_id, {bucket} AS bucket, "
         f"{aggregate} AS v "

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sextant.core.metrics import PlainRuns, PointBatch
 from sextant.query.metrics import SeriesQuery
 from sextant.series.buckets import bucket_times, densify
 from sextant.series.frame import SeriesFrame, label_sort_key, labels_of_rows
+from sextant.storage.duckdb import metric_rollups
 from sextant.storage.duckdb.metric_sql import (
     compile_histogram_query,
     compile_pooled_query,
@@ -37,6 +41,11 @@ _POINT_SCHEMA = pa.schema(
         ("unit", pa.string()),
     ]
 )
+
+# Rollup rows of one unit pile up (one per load bringing points for it) until merged, this often, in
+# steps of a day of point times, on the loader thread when it has nothing to load.
+COMPACTION_INTERVAL_S = 60.0
+COMPACTION_CHUNK_MS = 86_400_000
 
 _SERIES_SCHEMA = pa.schema(
     [
@@ -125,6 +134,10 @@ class MetricTables:
             for org, sid in con.execute("SELECT org_id, series_id FROM metric_series").fetchall()
         )
         self._pending: set[tuple[int, int]] = set()
+        # The span of point times loaded since the rollups were last compacted (in memory only: after a
+        # restart, rows left unmerged are still right, only more of them are read).
+        self._uncompacted: tuple[int, int] | None = None
+        self._last_compaction = time.monotonic()
 
     def append(self, batch: PointBatch, now_ms: int) -> None:
         """Insert the batch's points and new series, and update metric_names (caller's transaction)."""
@@ -149,6 +162,10 @@ class MetricTables:
                 "(kind::metric_kind AS kind, temporality::metric_temporality AS temporality) "
                 "FROM incoming_points"
             ).fetchall()
+            metric_rollups.append_rollups(con, "incoming_points")
+            if points.num_rows:
+                span = pc.min_max(points.column("time_ms")).as_py()
+                self._widen_uncompacted(int(span["min"]), int(span["max"]))
             if new:
                 self._insert_series(batch, new, now_ms)
             con.execute(_UPSERT_NAMES).fetchall()
@@ -209,7 +226,38 @@ class MetricTables:
 
     def delete_before(self, time_ms: int) -> int:
         rows = self._con.execute("DELETE FROM metric_points WHERE time_ms < ?", [time_ms]).fetchall()
+        metric_rollups.delete_before(self._con, time_ms)
         return int(rows[0][0]) if rows else 0
+
+    def _widen_uncompacted(self, start_ms: int, end_ms: int) -> None:
+        if self._uncompacted is not None:
+            start_ms, end_ms = min(start_ms, self._uncompacted[0]), max(end_ms, self._uncompacted[1])
+        self._uncompacted = (start_ms, end_ms)
+
+    @property
+    def compaction_due(self) -> bool:
+        return (
+            self._uncompacted is not None
+            and time.monotonic() - self._last_compaction >= COMPACTION_INTERVAL_S
+        )
+
+    def compact_step(self) -> int:
+        """Merge the rollup rows of one day of the span loaded since the last compaction, newest first
+        (caller's transaction); returns how many rows were merged."""
+        assert self._uncompacted is not None
+        start_ms, end_ms = self._uncompacted
+        chunk_start = max(start_ms, end_ms - COMPACTION_CHUNK_MS)
+        try:
+            merged = metric_rollups.compact(self._con, chunk_start, end_ms)
+        except Exception:
+            self._last_compaction = time.monotonic()  # try again later, not at once
+            raise
+        if chunk_start <= start_ms:
+            self._uncompacted = None
+            self._last_compaction = time.monotonic()
+        else:
+            self._uncompacted = (start_ms, chunk_start - 1)
+        return merged
 
 
 def read_points(
@@ -238,7 +286,10 @@ def read_series(cursor: duckdb.DuckDBPyConnection, query: SeriesQuery) -> Series
     ids = np.array([row[0] for row in series], dtype=np.uint64)
     points: pa.Table = cursor.execute(compiled.points_sql, compiled.points_params).to_arrow_table()
     values = np.full((len(series), len(times)), np.nan)
-    if points.num_rows:
+    if points.num_rows and compiled.rollup_rows:
+        r, c, x, n = (points.column(name).to_numpy(zero_copy_only=False) for name in ("r", "c", "x", "n"))
+        values = metric_rollups.combine_rows(query.time_aggregation, r, c, x, n, values.shape)
+    elif points.num_rows:
         rows = np.searchsorted(ids, points.column("series_id").to_numpy())
         columns = (points.column("bucket").to_numpy() - times[0]) // query.step_ms
         values[rows, columns] = points.column("v").to_numpy(zero_copy_only=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
+from sextant.storage.duckdb import metric_rollups
+
 # Standard event fields are columns; everything else is one JSON object of flattened dotted paths,
 # which DuckDB stores as text (cheap to append) and reads with vectorized JSON extraction.
 _V1 = [
@@ -100,7 +102,17 @@ CREATE TABLE metric_names (
 """,
 ]
 
-MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
+# Per-minute, 5-minute and hourly rollups of every series (storage/duckdb/metric_rollups.py), filled for
+# the points already stored.
+_V6 = [
+    *(metric_rollups.table_ddl(table) for _, table in metric_rollups.RESOLUTIONS),
+    *(
+        metric_rollups.rollup_insert_sql("metric_points", unit, table)
+        for unit, table in metric_rollups.RESOLUTIONS
+    ),
+]
+
+MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6)]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:

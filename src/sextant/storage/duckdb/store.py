@@ -309,12 +309,15 @@ class DuckDBStore:
 
     @property
     def has_maintenance(self) -> bool:
-        return self._columns.has_work or self._checkpoint_due()
+        return self._columns.has_work or self._metrics.compaction_due or self._checkpoint_due()
 
     def maintain(self) -> None:
         """One bounded step of background work (attribute columns, checkpoints); loader thread only."""
         if self._columns.has_work:
             self._columns.step(self._last_event_id)
+        elif self._metrics.compaction_due:
+            with self.transaction():
+                self._metrics.compact_step()
         elif self._checkpoint_due():
             self._last_checkpoint_try = time.monotonic()
             try:
@@ -336,7 +339,9 @@ class DuckDBStore:
         return self._scalar("DELETE FROM events WHERE time_ms < ?", [time_ms])
 
     def delete_points_before(self, time_ms: int) -> int:
-        return self._metrics.delete_before(time_ms)
+        # Points and their rollups go together, or neither.
+        with self.transaction():
+            return self._metrics.delete_before(time_ms)
 
     def close(self) -> None:
         self._con.execute("CHECKPOINT").fetchall()
