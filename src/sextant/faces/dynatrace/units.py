@@ -4,13 +4,15 @@ The store keeps a unit as its sender wrote it: a Dynatrace name (`MilliSecond`, 
 OpenTelemetry UCUM code (`ms`, `By`, `{request}`), a Datadog name (`millisecond`, `byte`). The v1 API
 answers one of its own fixed list, which generated clients read as an enum, so every stored unit maps to
 one of them: by the Dynatrace name (any case), by the symbol in its parentheses (exact case: `M` is a
-million, `m/s` a speed), by UCUM code; a UCUM annotation alone (`{request}`) is a count; anything else,
-or no unit, is `Unspecified`.
+million, `m/s` a speed), by what the unit catalog (core/units.py) reads it as (UCUM codes, Datadog
+names); a UCUM annotation alone (`{request}`) is a count; anything else, or no unit, is `Unspecified`.
 """
 
 from __future__ import annotations
 
 import re
+
+from sextant.core.units import parse_metric_unit
 
 # The units of the Timeseries API v1 documentation, as it writes them.
 UNITS = (
@@ -91,30 +93,8 @@ COUNT = "Count (count)"
 UNSPECIFIED = "Unspecified"
 
 _FULL = re.compile(r"^(\w+)\s*\((.+)\)$")
-# UCUM codes (OpenTelemetry's units) that are not a Dynatrace symbol already.
-_UCUM = {
-    "By": "Byte (B)",
-    "kBy": "KiloByte (kB)",
-    "MBy": "MegaByte (MB)",
-    "GBy": "GigaByte (GB)",
-    "KiBy": "KibiByte (KiB)",
-    "MiBy": "MebiByte (MiB)",
-    "GiBy": "GibiByte (GiB)",
-    "By/s": "BytePerSecond (B/s)",
-    "kBy/s": "KiloBytePerSecond (kB/s)",
-    "MBy/s": "MegaBytePerSecond (MB/s)",
-    "GBy/s": "GigaBytePerSecond (GB/s)",
-    "KiBy/s": "KibiBytePerSecond (KiB/s)",
-    "MiBy/s": "MebiBytePerSecond (MiB/s)",
-    "GiBy/s": "GibiBytePerSecond (GiB/s)",
-    "us": "MicroSecond (µs)",
-    "μs": "MicroSecond (µs)",
-    "min": "Minute (mins)",
-    "h": "Hour (hs)",
-    "d": "Day (ds)",
-    "wk": "Week (ws)",
-    "mo": "Month (mos)",
-    "a": "Year (ys)",
+# Dimensionless UCUM codes: the unit catalog (core/units.py) names no unit for them.
+_DIMENSIONLESS = {
     "1": "Ratio",
     "1/s": "PerSecond (count/s)",
     "1/min": "PerMinute (count/min)",
@@ -162,10 +142,17 @@ def v1_unit(stored: str | None) -> str:
     """The v1 unit for a stored unit (see the module's rules)."""
     if not stored:
         return UNSPECIFIED
-    known = known_unit(stored) or _UCUM.get(stored.strip())
+    text = stored.strip()
+    known = known_unit(text) or _DIMENSIONLESS.get(text)
     if known is not None:
         return known
-    annotated = _ANNOTATION.match(stored.strip())
+    annotated = _ANNOTATION.match(text)
     if annotated is not None:
         return _ANNOTATED_RATES[annotated.group(2)]
-    return UNSPECIFIED
+    # Any other spelling the unit catalog reads (UCUM codes, Datadog names): Dynatrace names its units
+    # by the catalog's names run together, `BytePerSecond` for byte per second.
+    parsed = parse_metric_unit(text)
+    if parsed is None:
+        return UNSPECIFIED
+    name = parsed.unit.name + ("per" + parsed.per.name if parsed.per is not None else "")
+    return _BY_NAME.get(name.replace(" ", "").lower(), UNSPECIFIED)
