@@ -320,6 +320,30 @@ def test_service_name_candidate_key(
     assert report["top_movers"][0]["change_ratio"] == pytest.approx(10.0)
 
 
+def test_filter_scopes_read_resource_or_data_point_attributes(
+    server: RunningServer, acme: dict[str, Any]
+) -> None:
+    # `region` is a resource attribute of one exporter and a data point attribute of another's points.
+    name, start = unique("ph.scoped"), minute_start(600_000)
+    send(server, acme, export(gauge(name, [(start, 1.0, {"tier": "a"})]), region="eu"))
+    send(server, acme, export(gauge(name, [(start, 2.0, {"region": "eu"})])))
+    send(server, acme, export(gauge(name, [(start, 4.0, {"region": "us"})]), region="eu"))
+
+    def total(scope: str, value: str) -> Any:
+        flt = {"key": "region", "value": value, "scope": scope}
+        body = query_body(name, start, start + MINUTE, aggregation="sum", interval="minute", filters=[flt])
+        (series,) = answer(call(server, acme, "query", body))["results"]
+        return series["points"][0]["value"] if series["points"] else None
+
+    run_query(server, acme, query_body(name, start, start + MINUTE, aggregation="count"), 1)
+    eventually(lambda: total("auto", "eu") == 7.0)
+    assert total("resource", "eu") == 5.0
+    assert total("attribute", "eu") == 2.0
+    assert total("attribute", "us") == 4.0
+    # auto reads the resource's value where the resource has the key: the third series is "eu".
+    assert total("auto", "us") is None
+
+
 def test_explicit_disjoint_baseline_excludes_the_gap(
     server: RunningServer, acme: dict[str, Any], queue: dict[str, Any]
 ) -> None:
@@ -463,13 +487,17 @@ def test_filter_scopes(server: RunningServer, acme: dict[str, Any], queue: dict[
         (series,) = answer(call(server, acme, "query", body))["results"]
         return [p["value"] for p in series["points"]]
 
-    # shard is a data point attribute, service.name a resource attribute: every scope finds both.
-    for scope in ("attribute", "auto", "resource"):
+    # shard is a data point attribute, service.name a resource attribute: each is found in its own scope
+    # and by auto, and not in the other.
+    for scope in ("attribute", "auto"):
         assert values([{"key": "shard", "value": "b", "scope": scope}]) == [5.0] * 20
+    for scope in ("resource", "auto"):
         assert (
             values([{"key": "service.name", "value": "queue-worker", "scope": scope}])
             == [10.0] * 12 + [100.0] * 8
         )
+    assert values([{"key": "shard", "value": "b", "scope": "resource"}]) == []
+    assert values([{"key": "service.name", "value": "queue-worker", "scope": "attribute"}]) == []
     assert values([{"key": "service_name", "op": "neq", "value": "queue-worker"}]) == []
     assert (
         values(

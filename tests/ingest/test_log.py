@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import duckdb
+
+from sextant.core.metrics import MetricKind, PointBatch
 from sextant.core.timeutil import now_ms
 from sextant.ingest import log as ingest_log
 from sextant.ingest.log import IngestLog, LoggedBatch, decode_batch, encode_batch
@@ -76,3 +79,24 @@ def test_loaded_segments_are_pruned(tmp_path: Path, monkeypatch: object) -> None
     assert store.loaded_log_seq() == 5
     store.close()
     assert len(stored_events(tmp_path)) == 5
+
+
+def test_resource_tags_round_trip_and_records_of_before_read_without_them(tmp_path: Path) -> None:
+    points = PointBatch()
+    resourced = points.add_series(1, "m", ("host:a", "region:eu"), ("region:eu",))
+    plain = points.add_series(1, "m", ("host:b",))
+    for sid in (resourced, plain):
+        points.add_values(org_id=1, series_id=sid, kind=MetricKind.GAUGE, times_ms=[now_ms()], values=[1.0])
+    record = encode_batch(LoggedBatch(points=points), 1)
+    decoded = decode_batch(record)[0].points
+    assert decoded is not None and decoded.resource_tags == {(1, resourced): ("region:eu",)}
+    # A record of the version before: six parts, no resource tags.
+    older = ingest_log._encode(ingest_log._decode(record)[:6])
+    assert (old := decode_batch(older)[0].points) is not None and old.resource_tags == {}
+    # Replayed into a store, the series keeps them.
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.append_points(decoded)
+    store.close()
+    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT tags, resource_tags FROM metric_series ORDER BY tags").fetchall()
+    assert rows == [(["host:a", "region:eu"], ["region:eu"]), (["host:b"], [])]

@@ -12,7 +12,7 @@ from sextant.core.metrics import MetricKind, PointBatch, Temporality, normalize_
 from sextant.core.timeutil import DAY_MS, now_ms
 from sextant.faces.posthog.formula import evaluate, parse_formula
 from sextant.query import posthog_metrics as pm
-from sextant.query.posthog_metrics import Clause, Filter, MetricsQuery
+from sextant.query.posthog_metrics import Clause, Filter, MetricsQuery, Scope
 from sextant.storage.duckdb.store import DuckDBStore
 
 M = 60_000
@@ -20,8 +20,15 @@ T0 = (now_ms() // 3_600_000 - 2) * 3_600_000
 ORG = 1
 
 
-def add_gauge(batch: PointBatch, metric: str, tags: list[str], points: list[tuple[int, float]]) -> None:
-    sid = batch.add_series(ORG, metric, normalize_tags(tags))
+def add_gauge(
+    batch: PointBatch,
+    metric: str,
+    tags: list[str],
+    points: list[tuple[int, float]],
+    resource: tuple[str, ...] = (),
+) -> None:
+    """A gauge series; `resource`: which of its tags came from the resource (as OTLP sends them)."""
+    sid = batch.add_series(ORG, metric, normalize_tags([*tags, *resource]), normalize_tags(resource))
     batch.add_values(
         org_id=ORG,
         series_id=sid,
@@ -36,8 +43,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
     opened = DuckDBStore(tmp_path_factory.mktemp("posthog-planner") / "s.duckdb")
     batch = PointBatch()
     # Two readings of shard a per minute (last and mean differ), one of shard b, one untagged series.
-    add_gauge(batch, "depth", ["shard:a", "service.name:q", "service:q"], [(T0, 1.0), (T0 + 30_000, 3.0)])
-    add_gauge(batch, "depth", ["shard:b", "service.name:q", "service:q"], [(T0, 10.0), (T0 + M, 20.0)])
+    service = ("service.name:q", "service:q")
+    add_gauge(batch, "depth", ["shard:a"], [(T0, 1.0), (T0 + 30_000, 3.0)], service)
+    add_gauge(batch, "depth", ["shard:b"], [(T0, 10.0), (T0 + M, 20.0)], service)
+    # The same key as a resource and as a data point attribute, with other values.
+    add_gauge(batch, "scoped", ["host:p1"], [(T0, 1.0)], ("host:r1",))
+    add_gauge(batch, "scoped", ["host:r1"], [(T0, 2.0)])
+    add_gauge(batch, "scoped", ["pod:x"], [(T0, 4.0)], ("host:r1",))
     add_gauge(batch, "depth", ["env:"], [(T0 + M, 100.0)])
     # A cumulative counter with a reset, by route.
     for route, values in [("/a", [0.0, 60.0, 120.0, 30.0]), ("/b", [5.0, 5.0, 65.0, 125.0])]:
@@ -185,6 +197,25 @@ def test_filters(store: DuckDBStore, flt: Filter, expected: list[float] | None) 
         assert [s.values for s in series] == [[]]
     else:
         assert [s.values for s in series] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("scope", "value", "expected"),
+    [
+        ("resource", "r1", [5.0]),
+        ("attribute", "r1", [2.0]),
+        ("attribute", "p1", [1.0]),
+        # auto: the resource's value where the resource has the key, else the data point's.
+        ("auto", "r1", [7.0]),
+        ("auto", "p1", None),
+    ],
+)
+def test_filter_scopes_tell_resource_and_data_point_attributes_apart(
+    store: DuckDBStore, scope: Scope, value: str, expected: list[float] | None
+) -> None:
+    flt = Filter("host", "eq", value, scope)
+    series = run(store, query(Clause("a", "scoped", "sum", filters=(flt,))))
+    assert [s.values[:1] for s in series] == ([[]] if expected is None else [expected])
 
 
 def test_counters_increase_and_rate_with_a_reset(store: DuckDBStore) -> None:

@@ -160,7 +160,7 @@ class PointBatch:
     attributes) give every point in columns.
     """
 
-    __slots__ = ("_columns", "_runs", "series")
+    __slots__ = ("_columns", "_runs", "resource_tags", "series")
 
     org_id: _Column[int] = _Column()
     series_id: _Column[int] = _Column()
@@ -184,14 +184,22 @@ class PointBatch:
         self._runs = PlainRuns.empty()
         # (org_id, series_id) -> (metric, tags) of every series a point of this batch belongs to.
         self.series: dict[tuple[int, int], tuple[str, tuple[str, ...]]] = {}
+        # Of those, the tags that describe where the series comes from rather than what it measures
+        # (OTLP's resource attributes), for series that have any: PostHog filters tell them apart.
+        self.resource_tags: dict[tuple[int, int], tuple[str, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._columns["time_ms"]) + self._runs.points
 
-    def add_series(self, org_id: int, metric: str, tags: tuple[str, ...]) -> int:
-        """Register a series (tags normalized) and return its id, for the points that follow."""
+    def add_series(
+        self, org_id: int, metric: str, tags: tuple[str, ...], resource_tags: tuple[str, ...] = ()
+    ) -> int:
+        """Register a series (tags normalized) and return its id, for the points that follow;
+        `resource_tags`: which of its tags come from the resource that sent it (normalized too)."""
         sid = series_id(metric, tags)
         self.series.setdefault((org_id, sid), (metric, tags))
+        if resource_tags:
+            self.resource_tags.setdefault((org_id, sid), resource_tags)
         return sid
 
     def register_series(self, org_id: int, sid: int, metric: str, tags: tuple[str, ...]) -> None:
@@ -295,6 +303,8 @@ class PointBatch:
     def extend(self, other: PointBatch) -> None:
         for key, value in other.series.items():
             self.series.setdefault(key, value)
+        for key, tags in other.resource_tags.items():
+            self.resource_tags.setdefault(key, tags)
         for name, column in self._columns.items():
             column.extend(other._columns[name])
         mine, theirs = self._runs, other._runs

@@ -85,10 +85,15 @@ def encode_batch(
         return _encode((first_event_id, event_columns, array_paths))
     known = points.series
     defined = [(org, sid, *known[org, sid]) for org, sid in (known if series is None else series)]
+    resource = [
+        (org, sid, points.resource_tags[org, sid])
+        for org, sid, *_ in defined
+        if (org, sid) in points.resource_tags
+    ]
     columns, runs = points.parts()
     # Run buffers as raw bytes: the log is read back only on the machine that wrote it.
     plain = (runs.headers, bytes(runs.times_ms), bytes(runs.values))
-    return _encode((first_event_id, event_columns, array_paths, columns, defined, plain))
+    return _encode((first_event_id, event_columns, array_paths, columns, defined, plain, resource))
 
 
 def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:
@@ -110,6 +115,9 @@ def decode_batch(payload: bytes) -> tuple[LoggedBatch, int]:
             runs,
             {(org, sid): (metric, tuple(tags)) for org, sid, metric, tags in series},
         )
+        # Records written before resource tags were kept have six parts.
+        if len(parts) > 6:
+            batch.points.resource_tags = {(org, sid): tuple(tags) for org, sid, tags in parts[6]}
     return batch, first_event_id
 
 

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+TagScope = Literal["any", "resource", "attribute", "auto"]
+
 
 @dataclass(frozen=True, slots=True)
 class AllTags:
@@ -33,6 +35,9 @@ class TagGlob:
 class TagRegex:
     key: str
     regex: str
+    # Which of a series' tags to look in: all of them, those from the resource that sent it (OTLP's
+    # resource attributes), the others, or (`auto`) the resource's when it has the key, else the others.
+    scope: TagScope = "any"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,10 @@ docs/posthog-metrics.md):
   Datadog distribution, which keeps its raw values, it is the exact quantile of every value of the group.
 - Labels: tags are `key:value`; `service_name` and `service.name` read the `service.name` tag (OTLP's
   resource attribute); a series without the key has the label `''`, so `neq` and `not_regex` match it.
-  OTLP resource and data point attributes are both plain tags in the store: every scope reads the key
-  from all of them.
+  A filter's scope reads the key from the series' OTLP resource attributes (`resource`), from its data
+  point attributes (`attribute`), or from the resource's if it has the key, else the data point's
+  (`auto`); series from other intakes have no resource attributes. `service_name` is a resource
+  attribute. groupBy reads the key from either (its first value).
 - Buckets start at multiples of the interval since the epoch (UTC), weeks on Mondays; the interval
   defaults to the finest of the ladder that gives at most 60 buckets.
 """
@@ -38,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sextant.core.timeutil import DAY_MS, HOUR_MS, retention_floor_ms
-from sextant.query.metrics import AllTags, SeriesQuery, TagAnd, TagFilter, TagGlob, TagNot, TagOr, TagRegex
+from sextant.query.metrics import AllTags, SeriesQuery, TagAnd, TagFilter, TagNot, TagOr, TagRegex
 from sextant.series import characterize as ch
 from sextant.series.buckets import bucket_times
 from sextant.series.frame import SeriesFrame
@@ -283,22 +285,20 @@ def _check_regex(flt: Filter) -> None:
         )
 
 
-def _has_key(key: str) -> TagFilter:
-    return TagRegex(key, "(?s).*")
+def _has_key(key: str, scope: Scope) -> TagFilter:
+    return TagRegex(key, "(?s).*", scope)
 
 
-def _equals(key: str, value: str) -> TagFilter:
-    exact: TagFilter = (
-        TagGlob(f"{key}:{value}") if "*" not in key + value else TagRegex(key, _re2_escape(value))
-    )
+def _equals(key: str, value: str, scope: Scope) -> TagFilter:
+    exact = TagRegex(key, _re2_escape(value), scope)
     # A series without the key reads as '' (as a missing map key does in ClickHouse).
-    return TagOr((exact, TagNot(_has_key(key)))) if value == "" else exact
+    return TagOr((exact, TagNot(_has_key(key, scope)))) if value == "" else exact
 
 
-def _searches(key: str, pattern: str) -> TagFilter:
+def _searches(key: str, pattern: str, scope: Scope) -> TagFilter:
     # ClickHouse's match() searches; the store's regex matches the whole value.
-    found = TagRegex(key, f"(?s).*(?:{pattern}).*")
-    return TagOr((found, TagNot(_has_key(key)))) if re.search(pattern, "") else found
+    found = TagRegex(key, f"(?s).*(?:{pattern}).*", scope)
+    return TagOr((found, TagNot(_has_key(key, scope)))) if re.search(pattern, "") else found
 
 
 def tag_filter(filters: Sequence[Filter]) -> TagFilter:
@@ -308,9 +308,9 @@ def tag_filter(filters: Sequence[Filter]) -> TagFilter:
         key = tag_key(flt.key)
         if flt.op in ("regex", "not_regex"):
             _check_regex(flt)
-            condition = _searches(key, flt.value)
+            condition = _searches(key, flt.value, flt.scope)
         else:
-            condition = _equals(key, flt.value)
+            condition = _equals(key, flt.value, flt.scope)
         conditions.append(TagNot(condition) if flt.op in ("neq", "not_regex") else condition)
     return TagAnd(tuple(conditions)) if conditions else AllTags()
 

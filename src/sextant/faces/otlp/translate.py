@@ -127,6 +127,7 @@ class _Translator:
         self.org_id = org_id
         self.now = now
         self.result = Translation(PointBatch())
+        self._resource: tuple[str, ...] = ()
 
     def _problem(self, message: str, points: int) -> None:
         self.result.rejected += points
@@ -134,6 +135,8 @@ class _Translator:
         problems[message] = problems.get(message, 0) + points
 
     def metric(self, metric: Any, resource: list[str]) -> None:
+        # The series of this metric come from this resource: its tags are kept apart as well.
+        self._resource = normalize_tags(resource)
         name: str = metric.name
         which = metric.WhichOneof("data")
         if which is None:
@@ -190,7 +193,7 @@ class _Translator:
 
     def _series(self, at: _Placement) -> int:
         # Registered only for a point that is stored: a refused point leaves no empty series behind.
-        return self.result.batch.add_series(self.org_id, at.metric, at.tags)
+        return self.result.batch.add_series(self.org_id, at.metric, at.tags, self._resource)
 
     def _times(self, point: Any) -> tuple[int, int | None, int | None]:
         time_ns: int = point.time_unix_nano
@@ -222,7 +225,7 @@ class _Translator:
             except _Refused as exc:
                 self._problem(f"metric {_label(name)}: {exc}", 1)
                 continue
-            series = self.result.batch.add_series(self.org_id, name, tags)
+            series = self.result.batch.add_series(self.org_id, name, tags, self._resource)
             times, values = by_series.setdefault(series, ([], []))
             times.append(time_ms)
             values.append(value)

@@ -83,6 +83,30 @@ def glob_to_like(pattern: str) -> str:
     return escaped.replace("*", "%")
 
 
+# The tags a scope reads (see TagRegex): a data point attribute equal to a resource tag is one tag.
+_SCOPE_TAGS = {
+    "any": "tags",
+    "resource": "resource_tags",
+    "attribute": "list_filter(tags, lambda t: NOT list_contains(resource_tags, t))",
+}
+
+
+def _scoped_regex(node: TagRegex, params: list[object]) -> str:
+    def matches(scope: str) -> str:
+        params.extend([node.key + ":", len(node.key) + 2, node.regex])
+        return (
+            f"len(list_filter({_SCOPE_TAGS[scope]}, lambda t: starts_with(t, ?) "
+            "AND regexp_full_match(substr(t, ?), ?))) > 0"
+        )
+
+    if node.scope != "auto":
+        return matches(node.scope)
+    params.append(node.key + ":")
+    has_key = "len(list_filter(resource_tags, lambda t: starts_with(t, ?))) > 0"
+    resource = matches("resource")
+    return f"(CASE WHEN {has_key} THEN {resource} ELSE {matches('attribute')} END)"
+
+
 def compile_tag_filter(node: TagFilter, params: list[object]) -> str:
     """A boolean SQL expression over the column `tags` (VARCHAR[]); appends its parameters."""
     if isinstance(node, AllTags):
@@ -94,10 +118,7 @@ def compile_tag_filter(node: TagFilter, params: list[object]) -> str:
         params.append(glob_to_like(node.pattern))
         return "len(list_filter(tags, lambda t: t LIKE ? ESCAPE '\\')) > 0"
     if isinstance(node, TagRegex):
-        params.extend([node.key + ":", len(node.key) + 2, node.regex])
-        return (
-            "len(list_filter(tags, lambda t: starts_with(t, ?) AND regexp_full_match(substr(t, ?), ?))) > 0"
-        )
+        return _scoped_regex(node, params)
     if isinstance(node, TagCompare):
         params.extend([node.key + ":", len(node.key) + 2, node.value])
         return (

@@ -53,6 +53,7 @@ _SERIES_SCHEMA = pa.schema(
         ("series_id", pa.uint64()),
         ("metric", pa.string()),
         ("tags", pa.list_(pa.string())),
+        ("resource_tags", pa.list_(pa.string())),
     ]
 )
 
@@ -181,6 +182,7 @@ class MetricTables:
                 pa.array([sid for _, sid in new], pa.uint64()),
                 pa.array([batch.series[k][0] for k in new], pa.string()),
                 pa.array([list(batch.series[k][1]) for k in new], pa.list_(pa.string())),
+                pa.array([list(batch.resource_tags.get(k, ())) for k in new], pa.list_(pa.string())),
             ],
             schema=_SERIES_SCHEMA,
         )
@@ -188,8 +190,8 @@ class MetricTables:
         try:
             # The anti join keeps a series stored by an earlier, replayed load from being stored twice.
             con.execute(
-                "INSERT INTO metric_series SELECT s.org_id, s.series_id, s.metric, s.tags, ? "
-                "FROM new_series AS s "
+                "INSERT INTO metric_series "
+                "SELECT s.org_id, s.series_id, s.metric, s.tags, ?, s.resource_tags FROM new_series AS s "
                 "ANTI JOIN metric_series AS m ON m.org_id = s.org_id AND m.series_id = s.series_id",
                 [now_ms],
             ).fetchall()

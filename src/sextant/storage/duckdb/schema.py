@@ -112,7 +112,19 @@ _V6 = [
     ),
 ]
 
-MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6)]
+# Which of a series' tags came from the resource that sent it (OTLP), for filters that tell resource and
+# data point attributes apart; empty for series stored before, and for every other intake.
+_V7 = ["ALTER TABLE metric_series ADD COLUMN resource_tags VARCHAR[] DEFAULT CAST([] AS VARCHAR[])"]
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+    (6, _V6),
+    (7, _V7),
+]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
