@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import msgspec
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -37,6 +38,8 @@ from sextant.faces.datadog.prodlytics import ProductAnalyticsIntake
 from sextant.faces.dynatrace.metrics_ingest import DynatraceMetricsIngest
 from sextant.faces.dynatrace.timeseries_v1 import DynatraceTimeseriesApi
 from sextant.faces.otlp.metrics_intake import OtlpMetricsIntake
+from sextant.faces.posthog.errors import method_not_allowed as posthog_method_not_allowed
+from sextant.faces.posthog.metrics_api import PATH_PREFIXES as POSTHOG_PATH_PREFIXES
 from sextant.faces.posthog.metrics_api import PostHogMetricsApi
 from sextant.faces.sextant.graph import GraphApi
 from sextant.faces.sextant.metric_points import MetricPointsApi
@@ -158,10 +161,24 @@ def build_app(runtime: Runtime) -> ASGIApp:
 
     routes = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in endpoints if ep.handler is not None]
     fast = {(ep.method, ep.path): ep.asgi for ep in endpoints if ep.asgi is not None}
+    method_refusals = {prefix: posthog_method_not_allowed for prefix in POSTHOG_PATH_PREFIXES}
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        # A face whose clients read its error body answers an unsupported method in its own format.
+        assert isinstance(exc, HTTPException)
+        allow = (exc.headers or {}).get("Allow", "")
+        for prefix, refuse in method_refusals.items():
+            if request.url.path.startswith(prefix):
+                return refuse(request.method, allow)
+        return PlainTextResponse(exc.detail, 405, headers=exc.headers)
+
     # Request ids and hot paths wrap the framework rather than sit inside its middleware stack, so that
     # the intake does not pay for the framework's layers.
     context = RequestContext(
-        FastPaths(Starlette(routes=routes, lifespan=lifespan), routes=fast),
+        FastPaths(
+            Starlette(routes=routes, lifespan=lifespan, exception_handlers={405: method_not_allowed}),
+            routes=fast,
+        ),
         access_log=runtime.settings.access_log,
     )
     runtime.flush_access_log = context.flush

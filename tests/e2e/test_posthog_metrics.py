@@ -971,6 +971,26 @@ def create_key(server: RunningServer, org: dict[str, Any], *scopes: str) -> tupl
     return created["id"], created["secret"]
 
 
+@pytest.mark.parametrize(
+    ("method", "action"), [("GET", "query"), ("DELETE", "characterize"), ("POST", "values")]
+)
+def test_a_method_a_route_does_not_take_is_refused_in_posthogs_format(
+    server: RunningServer, acme: dict[str, Any], method: str, action: str
+) -> None:
+    for base in ("projects", "environments"):
+        response = httpx.request(method, url(server, acme, action, base, ""), headers=personal(acme))
+        assert response.status_code == 405
+        assert response.json() == {
+            "type": "invalid_request",
+            "code": "method_not_allowed",
+            "detail": f'Method "{method}" not allowed.',
+            "attr": None,
+        }
+        assert response.headers["allow"]
+    # Other faces keep the framework's answer.
+    assert httpx.get(server.url + "/api/v2/prodlytics").status_code == 405
+
+
 def test_scopes(server: RunningServer) -> None:
     org = provision(server.data_dir, unique("ph-scopes"))
     _, without = create_key(server, org, "query:read", "project:read")

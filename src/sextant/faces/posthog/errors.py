@@ -67,6 +67,18 @@ def not_found(detail: str = "Project not found.") -> PostHogError:
     return PostHogError(404, "invalid_request", "not_found", detail)
 
 
+def method_not_allowed(method: str, allow: str) -> Response:
+    """A method the route does not take, as Django REST framework answers it."""
+    refusal = PostHogError(
+        405,
+        "invalid_request",
+        "method_not_allowed",
+        f'Method "{method}" not allowed.',
+        headers={"Allow": allow},
+    )
+    return refusal.response()
+
+
 def server_error(status: int, detail: str) -> Response:
     """An unexpected failure (the signature of `guarded`'s `on_error`)."""
     return json_response(ErrorBody("server_error", "error", detail, None), status)

@@ -40,6 +40,8 @@ from sextant.query import posthog_metrics as pm
 from sextant.storage.backend import Backend, QueryTimeout
 
 PREFIXES = ("/api/projects/{project_id}/metrics", "/api/environments/{project_id}/metrics")
+# Where a method a route does not take is refused in PostHog's format (see server.py).
+PATH_PREFIXES = ("/api/projects/", "/api/environments/")
 SCOPE = "metrics:read"
 MAX_BODY = 1 * MIB
 TIMEOUT_S = 30.0
