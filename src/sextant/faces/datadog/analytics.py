@@ -18,6 +18,7 @@ from sextant.control.directory import Directory
 from sextant.core.events import STANDARD_PATHS
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply, json_response
+from sextant.edge.guard import guarded
 from sextant.edge.requests import request_id
 from sextant.faces.datadog.analytics_request import (
     AnalyticsRequest,
@@ -28,7 +29,7 @@ from sextant.faces.datadog.analytics_request import (
     list_query,
 )
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
-from sextant.faces.datadog.errors import APIErrorResponse, api_error, guarded
+from sextant.faces.datadog.errors import APIErrorResponse, api_error
 from sextant.query.events import EventQuery
 from sextant.query.planning import QUERY_TIMEOUT_S
 from sextant.series.buckets import bucket_times, densify

@@ -39,8 +39,9 @@ from sextant.control.dashboards import (
 from sextant.control.directory import Directory
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Handler, Reply, json_response
+from sextant.edge.guard import guarded
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
-from sextant.faces.datadog.errors import APIErrorResponse, api_error, guarded
+from sextant.faces.datadog.errors import APIErrorResponse, api_error
 
 PATH = "/api/v1/dashboard"
 ITEM_PATH = PATH + "/{dashboard_id}"

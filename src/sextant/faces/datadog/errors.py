@@ -6,17 +6,10 @@ endpoints answer `APIErrorResponse`, `{"errors":["..."]}`. Clients parse both, s
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
 import msgspec
-from starlette.requests import Request
 from starlette.responses import Response
 
-from sextant.edge.endpoints import Handler, json_response
-from sextant.edge.requests import request_id
-
-log = logging.getLogger("sextant.datadog")
+from sextant.edge.endpoints import json_response
 
 
 class IntakeError(msgspec.Struct, omit_defaults=True):
@@ -61,19 +54,3 @@ def intake_error(status: int, detail: str, headers: dict[str, str] | None = None
 def api_error(status: int, *messages: str, headers: dict[str, str] | None = None) -> Response:
     body = APIErrorResponse(list(messages) or [TITLES[status]])
     return json_response(body, status, headers)
-
-
-def guarded(handler: Handler, on_error: Callable[[int, str], Response]) -> Handler:
-    """Answer unexpected failures in the face's own 500 format, logged with the request id."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except Exception:
-            rid = request_id(request.scope)
-            log.exception(
-                "unexpected failure serving %s %s (request id %s)", request.method, request.url.path, rid
-            )
-            return on_error(500, f"Internal Server Error (request id {rid})")
-
-    return run

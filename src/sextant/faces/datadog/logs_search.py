@@ -29,11 +29,12 @@ from sextant.core.events import STANDARD_PATHS
 from sextant.core.timeutil import now_ms
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply, json_response
+from sextant.edge.guard import guarded
 from sextant.edge.requests import request_id
 from sextant.faces.datadog.analytics import MAX_QUERY_BODY
 from sextant.faces.datadog.analytics_request import RequestError, decode
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
-from sextant.faces.datadog.errors import APIErrorResponse, api_error, guarded
+from sextant.faces.datadog.errors import APIErrorResponse, api_error
 from sextant.faces.datadog.logs_intake import HOST, MESSAGE, SERVICE, SOURCE, STATUS, TAGS
 from sextant.query.events import EventListQuery
 from sextant.query.filters import Field, Filter

@@ -30,8 +30,9 @@ from sextant.core.metrics import MetricKind
 from sextant.core.units import parse_metric_unit
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply, json_response
+from sextant.edge.guard import guarded
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
-from sextant.faces.datadog.errors import APIErrorResponse, api_error, guarded
+from sextant.faces.datadog.errors import APIErrorResponse, api_error
 from sextant.storage.backend import Backend, QueryTimeout
 
 PATH = "/api/v1/metrics/{metric_name}"

@@ -34,7 +34,7 @@ from sextant.control.directory import Directory
 from sextant.core.timeutil import now_ms
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Handler, Reply, json_response
-from sextant.faces.datadog.errors import guarded
+from sextant.edge.guard import guarded
 from sextant.faces.dynatrace.auth import TokenRefused, require_token
 from sextant.faces.dynatrace.errors import ConstraintViolation, ErrorEnvelope, error_response
 from sextant.faces.dynatrace.timeseries_definitions import StoredMetric, definition, selected

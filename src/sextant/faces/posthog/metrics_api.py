@@ -24,7 +24,7 @@ from sextant.control.directory import Directory
 from sextant.core.timeutil import now_ms
 from sextant.edge.body import BodyError, BodyTooLarge, UnsupportedEncoding, read_body
 from sextant.edge.endpoints import Endpoint, Reply, json_response
-from sextant.faces.datadog.errors import guarded
+from sextant.edge.guard import guarded
 from sextant.faces.posthog.errors import ErrorBody, PostHogError, parse_error, server_error
 from sextant.faces.posthog.formula import FormulaError, evaluate, parse_formula
 from sextant.faces.posthog.metrics_request import (

@@ -21,8 +21,9 @@ from sextant.control.directory import Directory
 from sextant.core.timeutil import HOUR_MS, now_ms
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply, json_response
+from sextant.edge.guard import guarded
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
-from sextant.faces.datadog.errors import APIErrorResponse, api_error, guarded
+from sextant.faces.datadog.errors import APIErrorResponse, api_error
 from sextant.faces.datadog.metric_evaluation import (
     QueryRequestError,
     RequestEvaluation,

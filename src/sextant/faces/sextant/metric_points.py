@@ -14,8 +14,9 @@ from starlette.responses import Response
 from sextant.control.directory import Directory
 from sextant.core.timeutil import HOUR_MS, now_ms
 from sextant.edge.endpoints import Endpoint, Reply, json_response
+from sextant.edge.guard import guarded
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
-from sextant.faces.datadog.errors import APIErrorResponse, api_error, guarded
+from sextant.faces.datadog.errors import APIErrorResponse, api_error
 from sextant.storage.backend import Backend, QueryTimeout
 
 PATH = "/api/v2/sextant/metrics"

@@ -14,8 +14,9 @@ from sextant.control.directory import Directory
 from sextant.control.segments import Segment, create_segment, delete_segment, list_segments
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply, json_response
+from sextant.edge.guard import guarded
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
-from sextant.faces.datadog.errors import APIErrorResponse, api_error, guarded
+from sextant.faces.datadog.errors import APIErrorResponse, api_error
 
 PATH = "/api/v2/sextant/segments"
 MAX_BODY = 64 * MIB
