@@ -10,8 +10,8 @@ import pytest
 
 from sextant.core.metrics import MetricKind, PointBatch, Temporality, normalize_tags
 from sextant.core.timeutil import DAY_MS, now_ms
-from sextant.faces.posthog.formula import evaluate, parse_formula
 from sextant.query import posthog_metrics as pm
+from sextant.query.posthog_formula import evaluate, parse_formula
 from sextant.query.posthog_metrics import Clause, Filter, MetricsQuery, Scope
 from sextant.storage.duckdb.store import DuckDBStore
 

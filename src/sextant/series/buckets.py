@@ -6,10 +6,14 @@ import numpy as np
 import numpy.typing as npt
 
 
+def first_bucket(start_ms: int, interval_ms: int, origin_ms: int = 0) -> int:
+    """Start of the bucket holding start_ms; buckets start at origin_ms + k * interval."""
+    return start_ms - (start_ms - origin_ms) % interval_ms
+
+
 def bucket_times(start_ms: int, end_ms: int, interval_ms: int, origin_ms: int = 0) -> npt.NDArray[np.int64]:
     """Start of every bucket that overlaps [start_ms, end_ms); buckets start at origin_ms + k * interval."""
-    first = start_ms - (start_ms - origin_ms) % interval_ms
-    return np.arange(first, end_ms, interval_ms, dtype=np.int64)
+    return np.arange(first_bucket(start_ms, interval_ms, origin_ms), end_ms, interval_ms, dtype=np.int64)
 
 
 def densify(

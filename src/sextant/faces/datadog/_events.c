@@ -133,6 +133,19 @@ skip_ws(Parser *ps)
     }
 }
 
+/* After an object's entry or an array's item: MORE past a comma, CLOSED past `close`, else FALLBACK. */
+enum { MORE = 0, CLOSED = 2 };
+
+static int
+after_item(Parser *ps, char close)
+{
+    skip_ws(ps);
+    if (ps->p < ps->end && (*ps->p == ',' || *ps->p == close)) {
+        return *ps->p++ == ',' ? MORE : CLOSED;
+    }
+    return FALLBACK;
+}
+
 static int
 hex4(const char *s, unsigned *cp)
 {
@@ -711,20 +724,10 @@ parse_object(Parser *ps, long depth, int in_array, int top_key)
         if ((rc = parse_value(ps, depth, in_array, 1, child_top)) != 0) {
             return rc;
         }
-        skip_ws(ps);
-        if (ps->p >= ps->end) {
-            return FALLBACK;
-        }
-        if (*ps->p == ',') {
-            ps->p++;
-            continue;
-        }
-        if (*ps->p == '}') {
-            ps->p++;
+        if ((rc = after_item(ps, '}')) != MORE) {
             ps->path.len = prefix_len;
-            return 0;
+            return rc == CLOSED ? 0 : rc;
         }
-        return FALLBACK;
     }
 }
 
@@ -754,19 +757,9 @@ parse_array(Parser *ps, long depth)
         if ((rc = parse_value(ps, depth, 1, 0, TOP_NONE)) != 0) {
             return rc;
         }
-        skip_ws(ps);
-        if (ps->p >= ps->end) {
-            return FALLBACK;
+        if ((rc = after_item(ps, ']')) != MORE) {
+            return rc == CLOSED ? 0 : rc;
         }
-        if (*ps->p == ',') {
-            ps->p++;
-            continue;
-        }
-        if (*ps->p == ']') {
-            ps->p++;
-            return 0;
-        }
-        return FALLBACK;
     }
 }
 
@@ -982,21 +975,10 @@ translate(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         skip_ws(&ps);
         if (ps.p < ps.end && *ps.p == '[') {
             ps.p++;
-            for (;;) {
-                if ((rc = parse_event(&ps, cols, array_paths)) != 0) {
-                    break;
-                }
-                skip_ws(&ps);
-                if (ps.p < ps.end && *ps.p == ',') {
-                    ps.p++;
-                    continue;
-                }
-                if (ps.p < ps.end && *ps.p == ']') {
-                    ps.p++;
-                    break;
-                }
-                rc = FALLBACK;
-                break;
+            while ((rc = parse_event(&ps, cols, array_paths)) == 0 && (rc = after_item(&ps, ']')) == MORE) {
+            }
+            if (rc == CLOSED) {
+                rc = 0;
             }
         }
         else {

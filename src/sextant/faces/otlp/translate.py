@@ -241,20 +241,24 @@ class _Translator:
 
     # Each adder checks the whole point before it registers the series and adds the point.
 
-    def _sum_point(self, point: Any, at: _Placement) -> None:
-        value = _number(point)
+    def _add(self, at: _Placement, kind: MetricKind, **fields: Any) -> None:
+        """Add one point where `at` places it, with what its metric says of all its points."""
         self.result.batch.add(
             org_id=self.org_id,
             series_id=self._series(at),
             time_ms=at.time_ms,
-            kind=MetricKind.COUNT,
-            value=value,
+            kind=kind,
             interval_ms=at.interval_ms,
             start_time_ms=at.start_ms,
             temporality=at.temporality,
             monotonic=at.monotonic,
             unit=at.unit,
+            **fields,
         )
+
+    def _sum_point(self, point: Any, at: _Placement) -> None:
+        value = _number(point)
+        self._add(at, MetricKind.COUNT, value=value)
 
     def _histogram_point(self, point: Any, at: _Placement) -> None:
         count = _count(point.count, "count")
@@ -270,21 +274,15 @@ class _Translator:
                 raise _Refused("explicit_bounds must be finite and strictly increasing")
             _check_total(counts, count, "bucket_counts")
         total, low, high = _sum_min_max(point)
-        self.result.batch.add(
-            org_id=self.org_id,
-            series_id=self._series(at),
-            time_ms=at.time_ms,
-            kind=MetricKind.HISTOGRAM,
+        self._add(
+            at,
+            MetricKind.HISTOGRAM,
             value=total,
             count=count,
             min=low,
             max=high,
             bounds=bounds or None,
             bucket_counts=counts or None,
-            interval_ms=at.interval_ms,
-            start_time_ms=at.start_ms,
-            temporality=at.temporality,
-            unit=at.unit,
         )
 
     def _exponential_point(self, point: Any, at: _Placement) -> None:
@@ -300,21 +298,15 @@ class _Translator:
         except BoundsOutOfRange as exc:
             raise _Refused(str(exc)) from None
         total, low, high = _sum_min_max(point)
-        self.result.batch.add(
-            org_id=self.org_id,
-            series_id=self._series(at),
-            time_ms=at.time_ms,
-            kind=MetricKind.EXPONENTIAL_HISTOGRAM,
+        self._add(
+            at,
+            MetricKind.EXPONENTIAL_HISTOGRAM,
             value=total,
             count=count,
             min=low,
             max=high,
             bounds=bounds,
             bucket_counts=counts,
-            interval_ms=at.interval_ms,
-            start_time_ms=at.start_ms,
-            temporality=at.temporality,
-            unit=at.unit,
         )
 
     def _summary_point(self, point: Any, at: _Placement) -> None:
@@ -325,18 +317,8 @@ class _Translator:
         if any(math.isinf(v) for v in values):
             raise _Refused("quantile_values must hold finite values (or NaN for an empty window)")
         total, count = _finite(float(point.sum), "sum"), _count(point.count, "count")
-        self.result.batch.add(
-            org_id=self.org_id,
-            series_id=self._series(at),
-            time_ms=at.time_ms,
-            kind=MetricKind.SUMMARY,
-            value=total,
-            count=count,
-            bounds=quantiles or None,
-            samples=values or None,
-            interval_ms=at.interval_ms,
-            start_time_ms=at.start_ms,
-            unit=at.unit,
+        self._add(
+            at, MetricKind.SUMMARY, value=total, count=count, bounds=quantiles or None, samples=values or None
         )
 
 

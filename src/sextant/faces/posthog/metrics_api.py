@@ -26,7 +26,6 @@ from sextant.edge.body import BodyError, BodyTooLarge, UnsupportedEncoding, read
 from sextant.edge.endpoints import Endpoint, Reply, json_response
 from sextant.edge.guard import guarded
 from sextant.faces.posthog.errors import ErrorBody, PostHogError, parse_error, server_error
-from sextant.faces.posthog.formula import FormulaError, evaluate, parse_formula
 from sextant.faces.posthog.metrics_request import (
     CHARACTERIZE_REQUEST,
     QUERY_REQUEST,
@@ -37,6 +36,7 @@ from sextant.faces.posthog.metrics_request import (
 from sextant.faces.posthog.personal_key import presented_key, require_personal_key
 from sextant.faces.posthog.projects import require_project
 from sextant.query import posthog_metrics as pm
+from sextant.query.posthog_formula import FormulaError, evaluate, parse_formula
 from sextant.storage.backend import Backend, QueryTimeout
 
 PREFIXES = ("/api/projects/{project_id}/metrics", "/api/environments/{project_id}/metrics")

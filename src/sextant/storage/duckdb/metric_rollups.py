@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sextant.query.metrics import SeriesQuery
+from sextant.series.buckets import first_bucket
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -110,24 +111,6 @@ def compact(con: duckdb.DuckDBPyConnection, start_ms: int, end_ms: int) -> int:
     return merged
 
 
-# How each time aggregation combines rollup rows, by what a point contributes.
-_COMBINE = {
-    "value": {
-        "avg": "sum(sum) / nullif(sum(count), 0)",
-        "sum": "sum(sum)",
-        "min": "min(min)",
-        "max": "max(max)",
-        "count": "sum(count)",
-        "last": "arg_max(last, last_time_ms)",
-    },
-    "value_times_interval": {
-        "avg": "sum(sum_vi) / nullif(sum(count), 0)",
-        "sum": "sum(sum_vi)",
-        "count": "sum(count)",
-    },
-}
-
-
 @dataclass(frozen=True)
 class RollupPlan:
     """The rollup table to read and the part of the range made of its whole units."""
@@ -139,8 +122,8 @@ class RollupPlan:
 
 def plan(query: SeriesQuery) -> RollupPlan | None:
     """The rollups that can answer `query` exactly, or None (it must read the points)."""
-    combine = _COMBINE.get(query.point_value)
-    if query.samples is not None or combine is None or query.time_aggregation not in combine:
+    last = query.point_value == "value" and query.time_aggregation == "last"
+    if query.samples is not None or not (combined_in_numpy(query) or last):
         return None
     for unit, table in RESOLUTIONS:
         if query.step_ms % unit or query.bucket_origin_ms % unit:
@@ -179,17 +162,13 @@ def rollup_rows_sql(
     """Rows (`r`, `c`, `x`, `n`: the series' row among the selected ones in series id order, the bucket's
     column, the row's value and its count of values) of the rollups for the whole units of the range and
     of the points for its partial edges, for `combine_rows`; and the parameters. See
-    `rollup_points_sql`. Small integer indexes make the answer cheap to move and to place."""
+    `rollup_last_sql`. Small integer indexes make the answer cheap to move and to place."""
     assert selected[0].startswith("SELECT series_id FROM "), selected[0]
     x = _ROW_VALUE[query.point_value][query.time_aggregation]
     bucket_sql, bucket_params = bucket
     selected_sql, selected_params = selected
-    first = query.start_ms - (query.start_ms - query.bucket_origin_ms) % query.step_ms
-    numbered = selected_sql.replace(
-        "SELECT series_id ",
-        "SELECT series_id, CAST(row_number() OVER (ORDER BY series_id) - 1 AS INTEGER) AS r ",
-        1,
-    )
+    first = first_bucket(query.start_ms, query.step_ms, query.bucket_origin_ms)
+    numbered = selected_sql.replace("SELECT series_id ", f"SELECT series_id, {_ROW_NUMBER} AS r ", 1)
     union, union_params = _union_sql(
         f"SELECT series_id, CAST(({{bucket}} - ?) // ? AS INTEGER) AS c, {x} AS x, count AS n FROM",
         "",
@@ -235,19 +214,18 @@ def combine_rows(
     return out.reshape(shape)
 
 
-def rollup_points_sql(
+def rollup_last_sql(
     query: SeriesQuery,
     rollup: RollupPlan,
     bucket: tuple[str, list[object]],
     selected: tuple[str, list[object]],
 ) -> tuple[str, list[object]]:
-    """SQL with the shape of the points query (`series_id`, `bucket`, `v`) that reads the rollups for the
-    whole units of the range and the points for its partial edges, and its parameters. `bucket` computes
-    a bucket from `time_ms`; `selected` is a subquery of the selected series ids; both with their
-    parameters."""
-    combine = _COMBINE[query.point_value][query.time_aggregation]
+    """For `last`, which no sum combines: SQL with the shape of the points query (`series_id`, `bucket`,
+    `v`) that reads the rollups for the whole units of the range and the points for its partial edges,
+    and its parameters. `bucket` computes a bucket from `time_ms`; `selected` is a subquery of the
+    selected series ids; both with their parameters."""
     return _union_sql(
-        f"SELECT series_id, {{bucket}} AS bucket, {combine} AS v FROM",
+        "SELECT series_id, {bucket} AS bucket, arg_max(last, last_time_ms) AS v FROM",
         " GROUP BY ALL",
         query,
         rollup,

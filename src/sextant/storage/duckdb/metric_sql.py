@@ -20,7 +20,7 @@ from sextant.query.metrics import (
     TagRegex,
     time_percentile,
 )
-from sextant.storage.duckdb.metric_rollups import combined_in_numpy, rollup_points_sql, rollup_rows_sql
+from sextant.storage.duckdb.metric_rollups import combined_in_numpy, rollup_last_sql, rollup_rows_sql
 from sextant.storage.duckdb.metric_rollups import plan as rollup_plan
 
 _TIME_AGGREGATIONS = {
@@ -234,7 +234,7 @@ def compile_series_query(query: SeriesQuery) -> CompiledSeriesQuery:
     rollup = rollup_plan(query)
     if rollup is not None:
         rows = combined_in_numpy(query)
-        compile_points = rollup_rows_sql if rows else rollup_points_sql
+        compile_points = rollup_rows_sql if rows else rollup_last_sql
         points_sql, points_params = compile_points(query, rollup, (bucket, bucket_params), selected)
         return CompiledSeriesQuery(
             series_sql, series_params + where_params, points_sql, points_params, rollup_rows=rows

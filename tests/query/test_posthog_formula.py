@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sextant.faces.posthog.formula import FormulaError, evaluate, parse_formula
+from sextant.query.posthog_formula import FormulaError, evaluate, parse_formula
 
 NAMES = frozenset({"a", "b", "c_2"})
 
