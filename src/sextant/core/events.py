@@ -90,8 +90,9 @@ class EventBatch:
             if value.__class__ is list:
                 self.array_paths.add(path)
 
-    def add_rows(
-        self,
+    @classmethod
+    def of_rows(
+        cls,
         *,
         org_id: int,
         source: str,
@@ -104,21 +105,23 @@ class EventBatch:
         session_id: list[str | None],
         attributes: list[str],
         array_paths: set[str],
-    ) -> None:
-        """Many events of one organization, source and type at once, their attributes already encoded
-        (JSON objects of flattened paths, as `add` writes them)."""
+    ) -> EventBatch:
+        """A batch of events of one organization, source and type, their attributes already encoded (JSON
+        objects of flattened paths, as `add` writes them). It takes the lists over, without a copy."""
+        batch = cls.__new__(cls)
         count = len(time_ms)
-        self.org_id.extend([org_id] * count)
-        self.time_ms.extend(time_ms)
-        self.source.extend([source] * count)
-        self.name.extend(name)
-        self.type.extend([type] * count)
-        self.application_id.extend(application_id)
-        self.usr_id.extend(usr_id)
-        self.account_id.extend(account_id)
-        self.session_id.extend(session_id)
-        self.attributes.extend(attributes)
-        self.array_paths |= array_paths
+        batch.org_id = [org_id] * count
+        batch.time_ms = time_ms
+        batch.source = [source] * count
+        batch.name = name
+        batch.type = [type] * count
+        batch.application_id = application_id
+        batch.usr_id = usr_id
+        batch.account_id = account_id
+        batch.session_id = session_id
+        batch.attributes = attributes
+        batch.array_paths = array_paths
+        return batch
 
     def extend(self, other: EventBatch) -> None:
         for column in self.__slots__:

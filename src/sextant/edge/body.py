@@ -30,9 +30,14 @@ async def read_body(
 ) -> bytes:
     """The request body after Content-Encoding, at most `max_decoded` bytes of it. zstd only where the
     vendor's endpoint takes it (`allow_zstd`)."""
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise BodyTooLarge(f"request body is {declared} bytes; the limit is {max_bytes} bytes")
+    raw = await read_raw_body(receive, headers.get("content-length"), max_bytes)
+    return decode_content(raw, headers.get("content-encoding", ""), max_decoded, allow_zstd=allow_zstd)
+
+
+async def read_raw_body(receive: Receive, content_length: str | None, max_bytes: int) -> bytes:
+    """The request body as sent, at most `max_bytes` of it; `content_length` is the header's value."""
+    if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes:
+        raise BodyTooLarge(f"request body is {content_length} bytes; the limit is {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -46,8 +51,7 @@ async def read_body(
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return decode_content(raw, headers.get("content-encoding", ""), max_decoded, allow_zstd=allow_zstd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def decode_content(raw: bytes, content_encoding: str, max_decoded: int, *, allow_zstd: bool = False) -> bytes:

@@ -6,8 +6,10 @@
  * needs no lock: the loop writes the record, asks for a sync here, and learns of its completion from a
  * pipe it watches like any socket.
  *
- * One sync is outstanding at a time (the writer hands over a group only when the previous one is done),
- * so a completion record never waits for room in the pipe.
+ * The loop may ask again while a sync runs: the thread then syncs once more as soon as the running one is
+ * done, for the newest request only (one fdatasync makes every write before it durable). The thread
+ * never waits for the loop to notice a completion before it starts the next sync: under load it syncs
+ * back to back.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -32,6 +34,7 @@ typedef struct {
     pthread_cond_t wake;
     int started;
     int stopping;
+    /* The newest sync asked for and not yet started. */
     int pending;
     int fd;
     int64_t seq;
@@ -53,14 +56,12 @@ sync_loop(void *arg)
         }
         int fd = self->fd;
         Completion done = {self->seq, 0};
+        self->pending = 0;
         pthread_mutex_unlock(&self->mutex);
 
         if (fdatasync(fd) != 0) {
             done.error = errno;
         }
-        pthread_mutex_lock(&self->mutex);
-        self->pending = 0;
-        pthread_mutex_unlock(&self->mutex);
 
         const char *p = (const char *)&done;
         size_t left = sizeof(done);
@@ -119,11 +120,11 @@ Syncer_sync(Syncer *self, PyObject *args)
         return NULL;
     }
     pthread_mutex_lock(&self->mutex);
-    if (self->stopping || self->pending) {
+    if (self->stopping || (self->pending && self->fd != fd)) {
         int stopping = self->stopping;
         pthread_mutex_unlock(&self->mutex);
         PyErr_SetString(PyExc_RuntimeError,
-                        stopping ? "Syncer is closed" : "a sync is already outstanding");
+                        stopping ? "Syncer is closed" : "a sync of another file is waiting to start");
         return NULL;
     }
     self->fd = fd;
@@ -169,7 +170,8 @@ Syncer_dealloc(Syncer *self)
 
 static PyMethodDef Syncer_methods[] = {
     {"sync", (PyCFunction)Syncer_sync, METH_VARARGS,
-     "sync(fd, seq): fdatasync fd on the syncer's thread, then write (seq, errno) to notify_fd."},
+     "sync(fd, seq): fdatasync fd on the syncer's thread, then write (seq, errno) to notify_fd. Asked "
+     "again before that sync starts, it syncs once, for the newest seq."},
     {"close", (PyCFunction)Syncer_close, METH_NOARGS,
      "Stop the thread after any outstanding sync (whose completion is still written)."},
     {NULL, NULL, 0, NULL},

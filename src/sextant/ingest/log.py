@@ -177,11 +177,17 @@ class IngestLog:
         """Write one record and make it durable before returning."""
         os.fdatasync(self.write(seq, payload))
 
+    @property
+    def rotates(self) -> bool:
+        """The next write starts a new segment."""
+        return self._file is None or self._size >= SEGMENT_BYTES
+
     def write(self, seq: int, payload: bytes) -> int:
         """Write one record, not yet durable: returns the file descriptor to fdatasync for that.
 
-        Call only once the previous record is durable: a new segment does not sync the one before."""
-        if self._file is None or self._size >= SEGMENT_BYTES:
+        When the write `rotates`, call only once every earlier record is durable: syncing the new segment
+        does not sync the one before."""
+        if self.rotates:
             with self._lock:
                 if self._file is not None:
                     os.close(self._file)

@@ -2,10 +2,12 @@
 queryable.
 
 Requests add their events or points to the open group (one log record holds both kinds) and wait.
-Whenever no sync is outstanding, the loop writes the group gathered so far to the ingest log as one
-record and asks the syncer (a native thread, see _syncer.c) to fdatasync it; the syncer's completion
-arrives through a pipe the loop watches, and only then are the requests of the group released: many
-requests share one sync, and no request is answered before its data is durable. Nothing on this path
+Once per turn of the event loop, the loop writes the group gathered so far to the ingest log as one
+record and asks the syncer (a native thread, see _syncer.c) to fdatasync the log; the syncer's
+completions arrive through a pipe the loop watches, and only then are the requests of the synced groups
+released: many requests share one sync, and no request is answered before its data is durable. The
+syncer does not wait for the loop between syncs: while one runs, the groups written meanwhile wait for
+the next, which starts as soon as it is done. Nothing on this path
 waits for the interpreter lock held by another thread. The loader moves logged groups into the analytics
 store, many per transaction, within a fraction of a second, and does the store's background work when
 idle. A bound on events and points not yet in the store turns overload into `WriteQueueFull` (the faces
@@ -156,10 +158,10 @@ class GroupCommitWriter:
         self._max_queued_points = max_queued_points
         self._max_commit = max_commit_events
         # Event-loop side, touched by the loop thread only: groups not yet written (the last one is open),
-        # and the group whose record is being synced.
+        # whether a turn of the loop will write them, and the groups written but not yet synced, in order.
         self._groups: deque[_Group] = deque()
-        self._syncing: _Logged | None = None
-        self._syncing_group: _Group | None = None
+        self._flush_scheduled = False
+        self._syncing: deque[tuple[_Logged, _Group]] = deque()
         self._drained: asyncio.Future[None] | None = None
         self._synced_r, self._synced_w = os.pipe()
         self._syncer: Syncer | None = None
@@ -229,8 +231,10 @@ class GroupCommitWriter:
         group.batch.add(batch)
         future: asyncio.Future[None] = self._loop.create_future()
         group.futures.append(future)
-        if self._syncing is None:
-            self._write_next()
+        if not self._flush_scheduled:
+            # The rest of this turn of the loop joins the group: one record, and one write, for all.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._write_groups)
         # A client that hangs up cancels only its own future: the group is written all the same.
         return future
 
@@ -264,7 +268,7 @@ class GroupCommitWriter:
         """Make durable and store everything already accepted, then stop."""
         self._stopping = True
         assert self._loop is not None
-        if self._syncing is not None or self._groups:
+        if self._syncing or self._groups:
             self._drained = self._loop.create_future()
             await self._drained
         self._loop.remove_reader(self._synced_r)
@@ -279,10 +283,15 @@ class GroupCommitWriter:
             await asyncio.to_thread(self._loader.join)
         self._log.close()
 
-    def _write_next(self) -> None:
-        """Write the oldest waiting group to the log and have it synced (the previous sync is done)."""
+    def _write_groups(self) -> None:
+        """Write the waiting groups to the log and have the syncer sync them."""
         assert self._syncer is not None
+        self._flush_scheduled = False
+        fd = None
         while self._groups:
+            if self._log.rotates and self._syncing:
+                # A sync covers one segment: the next one starts once this one is durable (see _synced).
+                break
             group = self._groups.popleft()
             batch = group.batch
             seq, first_id = self._next_seq, self._next_event_id
@@ -297,11 +306,13 @@ class GroupCommitWriter:
             self._defined_series.update(new_series)
             self._next_seq += 1
             self._next_event_id += batch.event_count
-            self._syncing = _Logged(seq, batch, first_id)
-            self._syncing_group = group
-            self._syncer.sync(fd, seq)
-            return
-        if self._drained is not None and not self._drained.done():
+            self._syncing.append((_Logged(seq, batch, first_id), group))
+        if fd is not None:
+            self._syncer.sync(fd, self._next_seq - 1)
+        self._note_drained()
+
+    def _note_drained(self) -> None:
+        if not self._groups and not self._syncing and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
     def _new_series(self, batch: LoggedBatch) -> list[tuple[int, int]]:
@@ -311,28 +322,35 @@ class GroupCommitWriter:
         return [key for key in batch.points.series if key not in defined]
 
     def _synced(self) -> None:
-        """On the loop, when the syncer reports: release the synced group, then write the next one."""
+        """On the loop, when the syncer reports: release the synced groups, then write any waiting."""
         try:
-            data = os.read(self._synced_r, COMPLETION_SIZE)
+            data = os.read(self._synced_r, COMPLETION_SIZE * 256)
         except BlockingIOError:
             return
-        _, errno_value = _COMPLETION.unpack(data)
-        logged, group = self._syncing, self._syncing_group
-        assert logged is not None and group is not None
-        self._syncing = self._syncing_group = None
-        if errno_value:
-            exc = OSError(errno_value, os.strerror(errno_value))
-            log.error("syncing %d events and points to the ingest log failed: %s", len(logged.batch), exc)
-            self._release(group, logged.batch, exc)
-        else:
-            self.commits += 1
+        synced: list[_Logged] = []
+        for seq, errno_value in _COMPLETION.iter_unpack(data):
+            while self._syncing and self._syncing[0][0].seq <= seq:
+                logged, group = self._syncing.popleft()
+                if errno_value:
+                    exc = OSError(errno_value, os.strerror(errno_value))
+                    log.error(
+                        "syncing %d events and points to the ingest log failed: %s", len(logged.batch), exc
+                    )
+                    self._release(group, logged.batch, exc)
+                else:
+                    synced.append(logged)
+                    self._release(group, None, None)
+        if synced:
+            self.commits += len(synced)
             with self._lock:
-                self._to_load.append(logged)
+                self._to_load.extend(synced)
                 # A gathering loader is woken only to keep the queue from filling (see _load_loop).
                 if not self._gathering or self._behind():
                     self._loaded.notify_all()
-            self._release(group, None, None)
-        self._write_next()
+        if self._groups and not self._flush_scheduled:
+            self._write_groups()
+        else:
+            self._note_drained()
 
     def _release(self, group: _Group, unqueue: LoggedBatch | None, error: BaseException | None) -> None:
         if unqueue is not None:

@@ -44,11 +44,7 @@ def python_batch(body: bytes) -> EventBatch | str:
 
 
 def native_batch(body: bytes) -> EventBatch | None:
-    batch = EventBatch()
-    if not ServerSideEvents(applications, ORG, DEPTH).add_body(batch, body, NOW):
-        assert len(batch) == 0
-        return None
-    return batch
+    return ServerSideEvents(applications, ORG, DEPTH).translate_body(body, NOW)
 
 
 def assert_same_events(native: EventBatch, python: EventBatch) -> None:

@@ -20,7 +20,11 @@ class AuthFailure(Exception):
 
 def require_api_key(headers: Headers, directory: Directory, scope: str) -> Principal:
     """The organization of a valid Datadog API key holding `scope`; 401 when absent, 403 when not valid."""
-    raw = headers.get(API_KEY_HEADER)
+    return check_api_key(headers.get(API_KEY_HEADER), directory, scope)
+
+
+def check_api_key(raw: str | None, directory: Directory, scope: str) -> Principal:
+    """`require_api_key` for the value of a DD-API-KEY header read by the caller (None when absent)."""
     if not raw:
         raise AuthFailure(401, "API key is missing: send your Datadog API key in the DD-API-KEY header")
     principal = directory.principal(raw)

@@ -4,7 +4,7 @@ intake (`POST /api/v2/prodlytics`) and `sextant import events` share."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -78,44 +78,66 @@ class ServerSideEvents:
             attributes=attributes,
         )
 
-    def add_body(self, batch: EventBatch, body: bytes, now: int) -> bool:
-        """Add every event of a request body at once, parsed and flattened in native code; False, with
-        nothing added, when the body needs `add` (anything unusual, and every invalid event: `add` says
-        what is wrong with which)."""
+    def translate_body(self, body: bytes, now: int) -> EventBatch | None:
+        """Every event of a request body at once, parsed and flattened in native code; None when the body
+        needs `add` (anything unusual, and every invalid event: `add` says what is wrong with which)."""
         translated = _native_translate(body, self._json_depth)
         if translated is None:
-            return False
+            return None
         app_ids, names, usrs, accounts, sessions, dates, attributes, array_paths = translated
-        stored_ids: dict[str, str] = {}
-        for app_id in set(app_ids):
-            app = self._checked.get(app_id)
+        count = len(app_ids)
+        first = app_ids[0]
+        if app_ids.count(first) == count:
+            # One application, as nearly every request has: one check, and its ids kept as sent when they
+            # are stored that way.
+            app = self._known_application(first)
             if app is None:
-                try:
-                    app = self._check_application(app_id)
-                except InvalidEvent:
-                    return False
-                self._checked[app_id] = app
-            stored_ids[app_id] = app.id
-        times = [now] * len(dates)
-        for index, date in enumerate(dates):
-            if date is not None:
-                if check_event_time(date, now) is not None:
-                    return False
-                times[index] = date
-        batch.add_rows(
+                return None
+            same = app.id == first
+            stored_ids: list[str | None] = cast(list[str | None], app_ids) if same else [app.id] * count
+        else:
+            by_id: dict[str, str | None] = {}
+            for app_id in set(app_ids):
+                app = self._known_application(app_id)
+                if app is None:
+                    return None
+                by_id[app_id] = app.id
+            stored_ids = [by_id[a] for a in app_ids]
+        if dates.count(None) == count:
+            times = [now] * count
+        else:
+            times = []
+            for date in dates:
+                if date is None:
+                    times.append(now)
+                elif check_event_time(date, now) is not None:
+                    return None
+                else:
+                    times.append(date)
+        return EventBatch.of_rows(
             org_id=self._org_id,
             source=SOURCE,
             type="server",
             time_ms=times,
             name=names,
-            application_id=[stored_ids[a] for a in app_ids],
+            application_id=stored_ids,
             usr_id=usrs,
             account_id=accounts,
             session_id=sessions,
             attributes=attributes,
             array_paths=array_paths,
         )
-        return True
+
+    def _known_application(self, app_id: str) -> Application | None:
+        """The application if this organization may send to it (checked once per instance), else None."""
+        app = self._checked.get(app_id)
+        if app is None:
+            try:
+                app = self._check_application(app_id)
+            except InvalidEvent:
+                return None
+            self._checked[app_id] = app
+        return app
 
     def _check_application(self, app_id: str) -> Application:
         app = self._applications(app_id)
