@@ -20,7 +20,7 @@ _VALID_INCOMING_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _encoder = msgspec.json.Encoder()
 
 
-class AccessRecord(msgspec.Struct):
+class AccessRecord(msgspec.Struct, gc=False):
     """One access-log line."""
 
     ts: float
