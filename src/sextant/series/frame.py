@@ -55,6 +55,14 @@ def label_sort_key(labels: Labels) -> tuple[tuple[int, str], ...]:
     return tuple((1, "") if v is None else (0, v) for v in labels)
 
 
+def rows_by_labels(frame: SeriesFrame) -> dict[Labels, list[int]]:
+    """The frame's rows of each distinct label tuple, the tuples in label order."""
+    groups: dict[Labels, list[int]] = {}
+    for row, labels in enumerate(frame.labels):
+        groups.setdefault(labels, []).append(row)
+    return {labels: groups[labels] for labels in sorted(groups, key=label_sort_key)}
+
+
 def labels_of_rows(columns: list[list[object]], count: int) -> tuple[list[Labels], npt.NDArray[np.int64]]:
     """`count` result rows' group columns (none when ungrouped) as distinct label tuples (values as text,
     in order of first appearance) and, per row, the index of its label."""

@@ -11,15 +11,13 @@ import warnings
 
 import numpy as np
 
-from sextant.series.frame import Labels, SeriesFrame, label_sort_key
+from sextant.series.frame import SeriesFrame, rows_by_labels
 
 
 def quantile_groups(frame: SeriesFrame, quantile: float) -> SeriesFrame:
     """One row per distinct label tuple (sorted by labels): the `quantile` (0..1) of its series' values."""
-    groups: dict[Labels, list[int]] = {}
-    for row, labels in enumerate(frame.labels):
-        groups.setdefault(labels, []).append(row)
-    ordered = sorted(groups, key=label_sort_key)
+    groups = rows_by_labels(frame)
+    ordered = list(groups)
     out = np.full((len(ordered), len(frame.times)), np.nan)
     with warnings.catch_warnings():
         # An all-null bucket is null, which is what nanquantile gives, with a warning.

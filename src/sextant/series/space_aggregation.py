@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from sextant.series.frame import Labels, SeriesFrame, label_sort_key
+from sextant.series.frame import SeriesFrame, rows_by_labels
 
 SpaceAggregation = Literal["avg", "sum", "min", "max", "count"]
 DEFAULT_INTERPOLATION_MS = 300_000
@@ -42,10 +42,8 @@ def interpolate_linear(
 def aggregate_groups(frame: SeriesFrame, how: SpaceAggregation) -> SeriesFrame:
     """One row per distinct label tuple, combining its series bucket by bucket (nulls ignored; a bucket
     where no series of the group has a value stays null). Rows come out sorted by labels."""
-    groups: dict[Labels, list[int]] = {}
-    for row, labels in enumerate(frame.labels):
-        groups.setdefault(labels, []).append(row)
-    ordered = sorted(groups, key=label_sort_key)
+    groups = rows_by_labels(frame)
+    ordered = list(groups)
     if len(groups) == len(frame.labels):
         # One series per group (grouped by every tag that tells them apart): nothing to combine.
         rows = [groups[labels][0] for labels in ordered]

@@ -38,8 +38,8 @@ from sextant.control.dashboards import (
 )
 from sextant.control.directory import Directory
 from sextant.edge.body import BodyError, read_body
-from sextant.edge.endpoints import Endpoint, Handler, Reply, json_response
-from sextant.edge.guard import guarded
+from sextant.edge.endpoints import Endpoint, Reply, json_response
+from sextant.edge.guard import GuardedRoutes
 from sextant.faces.datadog.auth import AuthFailure, require_app_key
 from sextant.faces.datadog.errors import APIErrorResponse, api_error
 
@@ -350,27 +350,7 @@ class DatadogDashboardsApi:
         }
         not_found = {404: Reply("Dashboard not found", APIErrorResponse)}
         too_large = {413: Reply("Body too large", APIErrorResponse)}
-        tag = "Datadog dashboards"
-
-        def endpoint(
-            method: str,
-            path: str,
-            handler: Handler,
-            summary: str,
-            responses: dict[int, Reply],
-            request: type | None = None,
-        ) -> Endpoint:
-            return Endpoint(
-                method,
-                path,
-                guarded(handler, api_error),
-                summary,
-                tag,
-                request=request,
-                responses={**responses, **errors},
-                auth_headers=auth,
-            )
-
+        endpoint = GuardedRoutes("Datadog dashboards", auth, api_error, errors).endpoint
         dashboard = {200: Reply("OK", DashboardResponse)}
         return [
             endpoint(

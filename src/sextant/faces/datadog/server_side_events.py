@@ -48,10 +48,7 @@ class ServerSideEvents:
         session = _optional_id(item, "session")
         if usr is None and account is None and session is None:
             raise InvalidEvent("at least one of usr.id, account.id or session.id is required")
-        app = self._checked.get(app_id)
-        if app is None:
-            app = self._check_application(app_id)
-            self._checked[app_id] = app
+        app = self._application(app_id)
         time_ms = now
         if "date" in item:
             date = item["date"]
@@ -129,14 +126,18 @@ class ServerSideEvents:
         )
 
     def _known_application(self, app_id: str) -> Application | None:
-        """The application if this organization may send to it (checked once per instance), else None."""
+        """The application if this organization may send to it, else None."""
+        try:
+            return self._application(app_id)
+        except InvalidEvent:
+            return None
+
+    def _application(self, app_id: str) -> Application:
+        """The application if this organization may send to it (checked once per instance), else
+        InvalidEvent saying why not."""
         app = self._checked.get(app_id)
         if app is None:
-            try:
-                app = self._check_application(app_id)
-            except InvalidEvent:
-                return None
-            self._checked[app_id] = app
+            app = self._checked[app_id] = self._check_application(app_id)
         return app
 
     def _check_application(self, app_id: str) -> Application:

@@ -33,8 +33,8 @@ from sextant.control.custom_timeseries import (
 from sextant.control.directory import Directory
 from sextant.core.timeutil import now_ms
 from sextant.edge.body import BodyError, read_body
-from sextant.edge.endpoints import Endpoint, Handler, Reply, json_response
-from sextant.edge.guard import guarded
+from sextant.edge.endpoints import Endpoint, Reply, json_response
+from sextant.edge.guard import GuardedRoutes
 from sextant.faces.dynatrace.auth import TokenRefused, require_token
 from sextant.faces.dynatrace.errors import ConstraintViolation, ErrorEnvelope, error_response
 from sextant.faces.dynatrace.timeseries_definitions import StoredMetric, definition, selected
@@ -117,27 +117,9 @@ class DynatraceTimeseriesApi:
     def endpoints(self) -> list[Endpoint]:
         envelope = Reply("Error", ErrorEnvelope)
         errors = {400: envelope, 401: envelope, 403: envelope, 404: envelope, 504: envelope}
-        tag = "Dynatrace Timeseries API v1"
-        auth = ("Authorization",)
-
-        def endpoint(
-            method: str,
-            path: str,
-            handler: Handler,
-            summary: str,
-            responses: dict[int, Reply],
-            request: type | None = None,
-        ) -> Endpoint:
-            return Endpoint(
-                method,
-                path,
-                guarded(handler, error_response),
-                summary,
-                tag,
-                request=request,
-                responses=responses,
-                auth_headers=auth,
-            )
+        endpoint = GuardedRoutes(
+            "Dynatrace Timeseries API v1", ("Authorization",), error_response, errors
+        ).endpoint
 
         return [
             endpoint(
@@ -145,7 +127,7 @@ class DynatraceTimeseriesApi:
                 PATH,
                 self.list_definitions,
                 "List timeseries definitions (source, detailedSource); with timeseriesId, its data points",
-                responses={200: Reply("Success", TimeseriesDefinition), **errors},
+                responses={200: Reply("Success", TimeseriesDefinition)},
             ),
             endpoint(
                 "POST",
@@ -153,14 +135,14 @@ class DynatraceTimeseriesApi:
                 self.read_body_named,
                 "Read the data points of the timeseries named by the body's timeseriesId",
                 request=TimeseriesQueryMessage,
-                responses={200: Reply("Success", TimeseriesQueryResultWrapper), 413: envelope, **errors},
+                responses={200: Reply("Success", TimeseriesQueryResultWrapper), 413: envelope},
             ),
             endpoint(
                 "GET",
                 ITEM_PATH,
                 self.read_definition,
                 "A timeseries definition and, with includeData=true, its data points",
-                responses={200: Reply("Success", TimeseriesQueryResult), **errors},
+                responses={200: Reply("Success", TimeseriesQueryResult)},
             ),
             endpoint(
                 "POST",
@@ -168,7 +150,7 @@ class DynatraceTimeseriesApi:
                 self.read_complex,
                 "The data points of a timeseries, parameters in a TimeseriesQueryMessage body",
                 request=TimeseriesQueryMessage,
-                responses={200: Reply("Success", TimeseriesQueryResultWrapper), 413: envelope, **errors},
+                responses={200: Reply("Success", TimeseriesQueryResultWrapper), 413: envelope},
             ),
             endpoint(
                 "PUT",
@@ -176,14 +158,14 @@ class DynatraceTimeseriesApi:
                 self.register,
                 "Register (or update) a custom: timeseries",
                 request=TimeseriesRegistrationMessage,
-                responses={201: Reply("Success", TimeseriesDefinition), 413: envelope, **errors},
+                responses={201: Reply("Success", TimeseriesDefinition), 413: envelope},
             ),
             endpoint(
                 "DELETE",
                 ITEM_PATH,
                 self.delete,
                 "Delete a custom: timeseries registration",
-                responses={204: Reply("Success. The custom metric has been deleted."), **errors},
+                responses={204: Reply("Success. The custom metric has been deleted.")},
             ),
         ]
 
