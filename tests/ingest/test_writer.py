@@ -279,6 +279,40 @@ def test_the_syncer_takes_a_sync_while_one_runs_and_reports_the_newest(tmp_path:
     assert len(reported) <= 50
 
 
+def test_the_syncer_watches_for_the_next_sync_before_it_sleeps(tmp_path: Path) -> None:
+    # Under load the next sync is asked for soon after a completion: the thread is still watching then,
+    # and sync() wakes nobody. Once the watch is over, the thread sleeps and a sync has to wake it.
+    import os
+    import struct
+    import time
+
+    from sextant.ingest._syncer import COMPLETION_SIZE, Syncer
+
+    done_r, done_w = os.pipe()
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    watching = Syncer(done_w, spin_ns=5_000_000_000)
+    sleeping = Syncer(done_w, spin_ns=0)
+    try:
+        assert watching.spin_ns == 5_000_000_000
+        assert Syncer(done_w).spin_ns == 300_000
+        for syncer in (watching, sleeping):
+            time.sleep(0.05)  # the thread has started and sleeps: nothing was asked yet
+            for seq in range(1, 6):
+                os.write(fd, b"x" * 100)
+                syncer.sync(fd, seq)
+                assert struct.unpack("=qq", os.read(done_r, COMPLETION_SIZE)) == (seq, 0)
+                time.sleep(0.01)
+        # The first sync of each woke its thread; later ones found the watching thread awake.
+        assert watching.wakeups == 1
+        assert sleeping.wakeups == 5
+    finally:
+        watching.close()
+        sleeping.close()
+        os.close(fd)
+        os.close(done_r)
+        os.close(done_w)
+
+
 def test_groups_keep_being_written_while_a_sync_runs_and_across_segments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
