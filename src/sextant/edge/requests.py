@@ -111,5 +111,14 @@ class RequestContext:
         self._flush_scheduled = False
         if self._pending:
             records, self._pending = self._pending, []
-            self.stream.write(_encoder.encode_lines(records).decode())
-            self.stream.flush()
+            lines = _encoder.encode_lines(records)
+            # Bytes straight to the stream's buffer: decoding them to text only for the stream to encode
+            # that text again would copy every line twice.
+            buffer = getattr(self.stream, "buffer", None)
+            if buffer is None:
+                self.stream.write(lines.decode())
+                self.stream.flush()
+            else:
+                self.stream.flush()  # whatever was printed before these lines goes first
+                buffer.write(lines)
+                buffer.flush()
