@@ -24,6 +24,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from sextant.core.events import EventBatch
@@ -69,23 +70,34 @@ class Busy:
 _STOPPING = Busy("The server is shutting down; retry shortly", 1)
 
 
-async def submit(writer: GroupCommitWriter, batch: EventBatch | PointBatch, what: str) -> Busy | None:
-    """Write `batch` and return once it is durable, or say why the writer cannot take it (after waiting
-    up to the writer's `queue_wait_s` for room in a full queue); `what` names what waits ("events",
-    ...). A failure to write or sync is raised."""
+def submit(writer: GroupCommitWriter, batch: EventBatch | PointBatch, what: str) -> Awaitable[Busy | None]:
+    """Write `batch`; await the result to learn once it is durable (None), or why the writer cannot take
+    it (after waiting up to the writer's `queue_wait_s` for room in a full queue); `what` names what
+    waits ("events", ...). A failure to write or sync is raised by the await."""
     try:
-        durable = writer.write(batch)
+        # The writer's own future: the request's task waits on it without a coroutine in between.
+        return writer.write(batch)
     except WriteQueueFull:
-        try:
-            durable = await writer.write_when_room(batch, writer.queue_wait_s)
-        except WriteQueueFull as exc:
-            return Busy(f"Too many {what} are waiting to be written; retry shortly", exc.retry_after)
-        except WriterStopped:
-            return _STOPPING
+        return _submit_when_room(writer, batch, what)
+    except WriterStopped:
+        return _answered(_STOPPING)
+
+
+async def _submit_when_room(
+    writer: GroupCommitWriter, batch: EventBatch | PointBatch, what: str
+) -> Busy | None:
+    try:
+        durable = await writer.write_when_room(batch, writer.queue_wait_s)
+    except WriteQueueFull as exc:
+        return Busy(f"Too many {what} are waiting to be written; retry shortly", exc.retry_after)
     except WriterStopped:
         return _STOPPING
     await durable
     return None
+
+
+async def _answered(busy: Busy) -> Busy:
+    return busy
 
 
 class _Group:
