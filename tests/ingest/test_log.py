@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from sextant.core.metrics import MetricKind, PointBatch
 from sextant.core.timeutil import now_ms
@@ -100,3 +101,87 @@ def test_resource_tags_round_trip_and_records_of_before_read_without_them(tmp_pa
     with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT tags, resource_tags FROM metric_series ORDER BY tags").fetchall()
     assert rows == [(["host:a", "region:eu"], ["region:eu"]), (["host:b"], [])]
+
+
+def _wait_for(path: Path) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.01)
+    time.sleep(0.05)  # the preparing thread notes it ready just after the rename
+
+
+def test_a_segment_with_traffic_has_the_next_one_prepared_and_written_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once a segment is an eighth full, the next is zero-filled to its full size in the background; the
+    # rotation renames it in place and records overwrite its zeros from the start. Replay reads the
+    # records and takes the zeros after them for the end, without calling them torn.
+    monkeypatch.setattr(ingest_log, "SEGMENT_BYTES", 4096)
+    log = IngestLog(tmp_path)
+    log.start(1)
+    log.append(1, b"a" * 100)
+    assert not (tmp_path / "next-segment.prepared").exists()  # little traffic: nothing prepared
+    log.append(2, b"b" * 500)  # past an eighth of the segment
+    _wait_for(tmp_path / "next-segment.prepared")
+    assert (tmp_path / "next-segment.prepared").read_bytes() == bytes(4096)
+    seq = 3
+    while not log.rotates:
+        log.append(seq, b"c" * 500)
+        seq += 1
+    log.append(seq, b"first of the prepared segment")
+    log.append(seq + 1, b"second")
+    log.close()
+    segments = sorted(tmp_path.glob("*.log"))
+    assert len(segments) == 2 and segments[1].name == f"{seq:020d}.log"
+    assert segments[1].stat().st_size == 4096  # the prepared size: written over, not appended to
+    replayed = list(IngestLog(tmp_path).replay(0))
+    assert [s for s, _ in replayed] == list(range(1, seq + 2))
+    assert replayed[-2:] == [(seq, b"first of the prepared segment"), (seq + 1, b"second")]
+
+
+def test_a_torn_record_in_a_prepared_segment_ends_the_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest_log, "SEGMENT_BYTES", 1024)
+    (tmp_path / "next-segment.prepared").write_bytes(bytes(1024))  # left by an earlier run
+    (tmp_path / "next-segment.preparing").write_bytes(bytes(10))  # interrupted: not to be used
+    log = IngestLog(tmp_path)
+    assert not (tmp_path / "next-segment.preparing").exists()
+    log.start(1)  # the prepared segment becomes the first
+    for seq in (1, 2, 3):
+        log.append(seq, f"payload {seq}".encode())
+    log.close()
+    segment = next(tmp_path.glob("*.log"))
+    data = bytearray(segment.read_bytes())
+    assert len(data) == 1024
+    tail = 16 + len(b"payload 3")
+    data[-(1024 - 3 * tail) - 4 : -(1024 - 3 * tail)] = bytes(4)  # record 3's last bytes never landed
+    segment.write_bytes(bytes(data))
+    assert list(IngestLog(tmp_path).replay(0)) == [(1, b"payload 1"), (2, b"payload 2")]
+
+
+def test_recovery_reads_every_record_of_prepared_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crash leaves prepared segments with zeros after their last record: recovery stores every record
+    # of every segment once, and stops at none of the zeros.
+    monkeypatch.setattr(ingest_log, "SEGMENT_BYTES", 512)
+    log = IngestLog(tmp_path / "log")
+    log.start(1)
+    for seq in range(1, 39):
+        if log.rotates:
+            _wait_for(tmp_path / "log" / "next-segment.prepared")
+        log.append(seq, encode_batch(LoggedBatch(batch_of([now_ms()])), seq))
+    log.close()
+    segments = sorted((tmp_path / "log").glob("*.log"))
+    assert len(segments) > 3
+    # The last is a prepared segment only partly written: zeros follow its last record.
+    assert segments[-1].stat().st_size == 512 and segments[-1].read_bytes().endswith(bytes(64))
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    assert recover(store, IngestLog(tmp_path / "log")) == 39
+    assert store.loaded_log_seq() == 38
+    store.close()
+    assert len(stored_events(tmp_path)) == 38
