@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from sextant.allocator import keep_freed_memory
 from sextant.config import Settings
 from sextant.control.db import open_control
 from sextant.control.directory import Directory
@@ -229,6 +230,7 @@ def serve(settings: Settings) -> None:
     shown = f"[{host}]" if ":" in host else host
     print(f"Sextant listening on http://{shown}:{port}  (data dir: {settings.data_dir})", flush=True)
     config = uvicorn_config(build_app(runtime))
+    keep_freed_memory()
     # Everything allocated so far lives as long as the process: keep the collector from rescanning it,
     # and let it run less often (a batch of events decodes to thousands of short-lived dicts).
     gc.collect()
