@@ -41,7 +41,6 @@ _SUFFIX = ".log"
 # The next segment, zero-filled and synced, waiting to be renamed in place (never a "*.log" file).
 _PREPARED = "next-segment.prepared"
 _PREPARING = "next-segment.preparing"
-_ZEROS = bytes(1024 * 1024)
 
 _EVENT_COLUMNS = tuple(c for c in EventBatch.__slots__ if c != "array_paths")
 _encode = msgspec.msgpack.Encoder().encode
@@ -246,9 +245,10 @@ class IngestLog:
         try:
             fd = os.open(preparing, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
+                zeros = bytes(min(SEGMENT_BYTES, 1024 * 1024))
                 left = SEGMENT_BYTES
                 while left > 0:
-                    left -= os.write(fd, _ZEROS[: min(left, len(_ZEROS))])
+                    left -= os.write(fd, zeros[: min(left, len(zeros))])
                 # Durable zeros, so that the blocks exist: overwriting them will change no metadata.
                 os.fsync(fd)
             finally:
