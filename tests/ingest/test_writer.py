@@ -313,6 +313,41 @@ def test_the_syncer_watches_for_the_next_sync_before_it_sleeps(tmp_path: Path) -
         os.close(done_w)
 
 
+def test_the_syncer_watches_less_while_its_watches_miss(tmp_path: Path) -> None:
+    # Requests a little too far apart to be caught would make every watch time spent for nothing: each
+    # miss halves the next watch, and a request soon after a completion brings the whole watch back.
+    import os
+    import struct
+    import time
+
+    from sextant.ingest._syncer import COMPLETION_SIZE, Syncer
+
+    done_r, done_w = os.pipe()
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    spin_ns = 50_000_000
+    syncer = Syncer(done_w, spin_ns=spin_ns)
+
+    def sync(seq: int) -> None:
+        os.write(fd, b"x" * 100)
+        syncer.sync(fd, seq)
+        assert struct.unpack("=qq", os.read(done_r, COMPLETION_SIZE)) == (seq, 0)
+
+    try:
+        for seq in range(1, 7):
+            sync(seq)
+            time.sleep(0.12)  # more than the whole watch: every one misses
+        sync(7)
+        assert syncer.watch_ns <= spin_ns // 16
+        for seq in range(8, 11):
+            sync(seq)  # at once: within a watch of the completion before
+        assert syncer.watch_ns == spin_ns
+    finally:
+        syncer.close()
+        os.close(fd)
+        os.close(done_r)
+        os.close(done_w)
+
+
 def test_groups_keep_being_written_while_a_sync_runs_and_across_segments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,9 @@
  * load the next request comes within a few hundred microseconds of a completion, while the loop answers
  * the requests just made durable; so after each sync the thread watches for one for up to `spin_ns` before
  * it sleeps, and a sync asked for meanwhile costs the loop no system call. Idle, the thread sleeps.
+ * Between the two, when requests come a little too far apart to be caught, every watch would be time
+ * spent for nothing: a watch that misses halves the next one (down to none), and a request that comes
+ * within `spin_ns` of a completion restores it.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -49,6 +52,7 @@ typedef struct {
     int sleeping;
     /* How long the thread watches for the next request after a sync, and how often sync() woke it. */
     long long spin_ns;
+    long long watch_ns; /* the next watch (see sync_loop); written by the thread only */
     long long wakeups;
     int fd;
     int64_t seq;
@@ -73,11 +77,14 @@ now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Watch for a sync request (or the stop) for up to spin_ns. */
+/* Watch for a sync request (or the stop) for up to watch_ns. */
 static void
 watch(Syncer *self)
 {
-    int64_t until = now_ns() + self->spin_ns;
+    if (self->watch_ns == 0) {
+        return;
+    }
+    int64_t until = now_ns() + self->watch_ns;
     for (;;) {
         for (int i = 0; i < 64; i++) {
             if (atomic_load_explicit(&self->pending, memory_order_acquire) ||
@@ -96,9 +103,12 @@ static void *
 sync_loop(void *arg)
 {
     Syncer *self = (Syncer *)arg;
+    int64_t completed = 0;
     for (;;) {
         pthread_mutex_lock(&self->mutex);
+        int slept = 0;
         while (!self->pending && !self->stopping) {
+            slept = 1;
             self->sleeping = 1;
             pthread_cond_wait(&self->wake, &self->mutex);
             self->sleeping = 0;
@@ -106,6 +116,11 @@ sync_loop(void *arg)
         if (!self->pending) {
             pthread_mutex_unlock(&self->mutex);
             return NULL;
+        }
+        if (!slept || now_ns() - completed <= self->spin_ns) {
+            self->watch_ns = self->spin_ns;
+        } else {
+            self->watch_ns = self->watch_ns > 2000 ? self->watch_ns / 2 : 0;
         }
         int fd = self->fd;
         Completion done = {self->seq, 0};
@@ -130,6 +145,7 @@ sync_loop(void *arg)
             p += n;
             left -= (size_t)n;
         }
+        completed = now_ns();
         watch(self);
     }
 }
@@ -156,6 +172,7 @@ Syncer_init(Syncer *self, PyObject *args, PyObject *kwds)
     self->pending = 0;
     self->sleeping = 0;
     self->spin_ns = spin_ns;
+    self->watch_ns = spin_ns;
     self->wakeups = 0;
     pthread_mutex_init(&self->mutex, NULL);
     pthread_cond_init(&self->wake, NULL);
@@ -245,6 +262,8 @@ static PyMethodDef Syncer_methods[] = {
 static PyMemberDef Syncer_members[] = {
     {"spin_ns", T_LONGLONG, offsetof(Syncer, spin_ns), READONLY,
      "How long the thread watches for the next sync request after each sync before it sleeps."},
+    {"watch_ns", T_LONGLONG, offsetof(Syncer, watch_ns), READONLY,
+     "How long the thread watches after its next sync: spin_ns, or less after watches that missed."},
     {"wakeups", T_LONGLONG, offsetof(Syncer, wakeups), READONLY,
      "How many sync requests found the thread asleep and had to wake it."},
     {NULL, 0, 0, 0, NULL},

@@ -5,6 +5,8 @@ class Syncer:
 
     spin_ns: int
     """How long the thread watches for the next sync request after each sync before it sleeps."""
+    watch_ns: int
+    """How long the thread watches after its next sync: spin_ns, or less after watches that missed."""
     wakeups: int
     """How many sync requests found the thread asleep and had to wake it."""
 
