@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from sextant.core.events import EventBatch
 from sextant.core.timeutil import now_ms
 from sextant.ingest import writer as writer_module
+from sextant.ingest._syncer import COMPLETION_SIZE, Syncer
 from sextant.ingest.log import IngestLog
 from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
 from sextant.storage.duckdb.store import DuckDBStore
@@ -249,103 +253,88 @@ async def loaded(store: RecordingStore, loads: list[int]) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_the_syncer_takes_a_sync_while_one_runs_and_reports_the_newest(tmp_path: Path) -> None:
+class SyncBench:
+    """A file to sync, the pipe a syncer reports to, and the syncers made on it (all closed afterwards)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.done_r, self.done_w = os.pipe()
+        self.fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        self.syncers: list[Syncer] = []
+
+    def syncer(self, **options: int) -> Syncer:
+        made = Syncer(self.done_w, **options)
+        self.syncers.append(made)
+        return made
+
+    def write_and_sync(self, syncer: Syncer, seq: int) -> None:
+        os.write(self.fd, b"x" * 100)
+        syncer.sync(self.fd, seq)
+
+    def synced(self, syncer: Syncer, seq: int) -> None:
+        """Write, sync and wait for the completion of `seq`."""
+        self.write_and_sync(syncer, seq)
+        assert struct.unpack("=qq", os.read(self.done_r, COMPLETION_SIZE)) == (seq, 0)
+
+    def close(self) -> None:
+        for made in self.syncers:
+            made.close()
+        for fd in (self.fd, self.done_r, self.done_w):
+            os.close(fd)
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Iterator[SyncBench]:
+    made = SyncBench(tmp_path)
+    yield made
+    made.close()
+
+
+def test_the_syncer_takes_a_sync_while_one_runs_and_reports_the_newest(bench: SyncBench) -> None:
     # The loop asks for a sync whenever it has written records; the syncer must not refuse while one runs,
     # and one fdatasync covers every record written before it started.
-    import os
-    import struct
-
-    from sextant.ingest._syncer import COMPLETION_SIZE, Syncer
-
-    done_r, done_w = os.pipe()
-    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    syncer = Syncer(done_w)
-    try:
-        for seq in range(1, 51):
-            os.write(fd, b"x" * 100)
-            syncer.sync(fd, seq)
-        reported: list[int] = []
-        while not reported or reported[-1] != 50:
-            data = os.read(done_r, COMPLETION_SIZE * 64)
-            for seq, error in struct.iter_unpack("=qq", data):
-                assert error == 0
-                reported.append(seq)
-    finally:
-        syncer.close()
-        os.close(fd)
-        os.close(done_r)
-        os.close(done_w)
+    syncer = bench.syncer()
+    for seq in range(1, 51):
+        bench.write_and_sync(syncer, seq)
+    reported: list[int] = []
+    while not reported or reported[-1] != 50:
+        data = os.read(bench.done_r, COMPLETION_SIZE * 64)
+        for seq, error in struct.iter_unpack("=qq", data):
+            assert error == 0
+            reported.append(seq)
     assert reported == sorted(set(reported))
     assert len(reported) <= 50
 
 
-def test_the_syncer_watches_for_the_next_sync_before_it_sleeps(tmp_path: Path) -> None:
+def test_the_syncer_watches_for_the_next_sync_before_it_sleeps(bench: SyncBench) -> None:
     # Under load the next sync is asked for soon after a completion: the thread is still watching then,
     # and sync() wakes nobody. Once the watch is over, the thread sleeps and a sync has to wake it.
-    import os
-    import struct
-    import time
-
-    from sextant.ingest._syncer import COMPLETION_SIZE, Syncer
-
-    done_r, done_w = os.pipe()
-    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    watching = Syncer(done_w, spin_ns=5_000_000_000)
-    sleeping = Syncer(done_w, spin_ns=0)
-    try:
-        assert watching.spin_ns == 5_000_000_000
-        assert Syncer(done_w).spin_ns == 300_000
-        for syncer in (watching, sleeping):
-            time.sleep(0.05)  # the thread has started and sleeps: nothing was asked yet
-            for seq in range(1, 6):
-                os.write(fd, b"x" * 100)
-                syncer.sync(fd, seq)
-                assert struct.unpack("=qq", os.read(done_r, COMPLETION_SIZE)) == (seq, 0)
-                time.sleep(0.01)
-        # The first sync of each woke its thread; later ones found the watching thread awake.
-        assert watching.wakeups == 1
-        assert sleeping.wakeups == 5
-    finally:
-        watching.close()
-        sleeping.close()
-        os.close(fd)
-        os.close(done_r)
-        os.close(done_w)
+    watching = bench.syncer(spin_ns=5_000_000_000)
+    sleeping = bench.syncer(spin_ns=0)
+    assert watching.spin_ns == 5_000_000_000
+    assert bench.syncer().spin_ns == 300_000
+    for syncer in (watching, sleeping):
+        time.sleep(0.05)  # the thread has started and sleeps: nothing was asked yet
+        for seq in range(1, 6):
+            bench.synced(syncer, seq)
+            time.sleep(0.01)
+    # The first sync of each woke its thread; later ones found the watching thread awake.
+    assert watching.wakeups == 1
+    assert sleeping.wakeups == 5
 
 
-def test_the_syncer_watches_less_while_its_watches_miss(tmp_path: Path) -> None:
+def test_the_syncer_watches_less_while_its_watches_miss(bench: SyncBench) -> None:
     # Requests a little too far apart to be caught would make every watch time spent for nothing: each
     # miss halves the next watch, and a request soon after a completion brings the whole watch back.
-    import os
-    import struct
-    import time
-
-    from sextant.ingest._syncer import COMPLETION_SIZE, Syncer
-
-    done_r, done_w = os.pipe()
-    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     spin_ns = 50_000_000
-    syncer = Syncer(done_w, spin_ns=spin_ns)
-
-    def sync(seq: int) -> None:
-        os.write(fd, b"x" * 100)
-        syncer.sync(fd, seq)
-        assert struct.unpack("=qq", os.read(done_r, COMPLETION_SIZE)) == (seq, 0)
-
-    try:
-        for seq in range(1, 7):
-            sync(seq)
-            time.sleep(0.12)  # more than the whole watch: every one misses
-        sync(7)
-        assert syncer.watch_ns <= spin_ns // 16
-        for seq in range(8, 11):
-            sync(seq)  # at once: within a watch of the completion before
-        assert syncer.watch_ns == spin_ns
-    finally:
-        syncer.close()
-        os.close(fd)
-        os.close(done_r)
-        os.close(done_w)
+    syncer = bench.syncer(spin_ns=spin_ns)
+    for seq in range(1, 7):
+        bench.synced(syncer, seq)
+        time.sleep(0.12)  # more than the whole watch: every one misses
+    bench.synced(syncer, 7)
+    assert syncer.watch_ns <= spin_ns // 16
+    for seq in range(8, 11):
+        bench.synced(syncer, seq)  # at once: within a watch of the completion before
+    assert syncer.watch_ns == spin_ns
 
 
 def test_groups_keep_being_written_while_a_sync_runs_and_across_segments(
