@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sextant.control import schema
 from sextant.control.apps import create_app, get_app, list_apps, normalize_app_id, set_app_enabled
 from sextant.control.db import open_control
-from sextant.control.directory import Directory
+from sextant.control.directory import Directory, _map_wal_index
 from sextant.control.keys import (
     SCOPES,
     KeyKind,
@@ -420,6 +420,35 @@ def test_lookups_are_cached_while_nothing_changes(
         assert directory.principal("f" * 32) is None
         assert directory.application(provisioned.application_id) is not None
     assert queries == []
+
+
+def test_lookups_ask_sqlite_only_once_something_was_committed(
+    engine: sa.Engine, directory: Directory, provisioned: Any
+) -> None:
+    raw = provisioned.keys["dd_api_key"]
+    assert directory.principal(raw) is not None
+    asked: list[str] = []
+    directory._probe.set_trace_callback(asked.append)
+    # Far apart, with nothing committed: the wal-index header says so, without a query.
+    for _ in range(5):
+        time.sleep(0.002)
+        assert directory.principal(raw) is not None
+        assert directory.application(provisioned.application_id) is not None
+    assert asked == []
+    with engine.begin() as conn:
+        assert revoke_key(conn, _key_id(engine, raw))
+    assert directory.principal(raw) is None
+    assert asked == ["PRAGMA data_version"]
+
+
+def test_a_database_without_a_wal_index_is_checked_by_query(tmp_path: Path) -> None:
+    path = tmp_path / "rollback-journal.sqlite3"
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert _map_wal_index(connection, path) is None
+    finally:
+        connection.close()
 
 
 def _key_id(engine: sa.Engine, raw: str) -> str:

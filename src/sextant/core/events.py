@@ -124,11 +124,20 @@ class EventBatch:
         return batch
 
     def extend(self, other: EventBatch) -> None:
-        for column in self.__slots__:
-            if column == "array_paths":
-                self.array_paths |= other.array_paths
-            else:
-                getattr(self, column).extend(getattr(other, column))
+        # Spelled out rather than looped over __slots__: the writer extends a group's batch with every
+        # request's, and the loop's lookups cost more than the copying of one event.
+        self.org_id += other.org_id
+        self.time_ms += other.time_ms
+        self.source += other.source
+        self.name += other.name
+        self.type += other.type
+        self.application_id += other.application_id
+        self.usr_id += other.usr_id
+        self.account_id += other.account_id
+        self.session_id += other.session_id
+        self.attributes += other.attributes
+        if other.array_paths:
+            self.array_paths |= other.array_paths
 
 
 def flatten_attributes(

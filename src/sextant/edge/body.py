@@ -48,10 +48,10 @@ async def read_raw_body(receive: Receive, content_length: str | None, max_bytes:
         size += len(chunk)
         if size > max_bytes:
             raise BodyTooLarge(f"request body is larger than allowed; the limit is {max_bytes} bytes")
-        chunks.append(chunk)
         if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            # A small body, the intake's usual, is the first and only message: no list to join.
+            return b"".join((*chunks, chunk)) if chunks else chunk
+        chunks.append(chunk)
 
 
 def decode_content(raw: bytes, content_encoding: str, max_decoded: int, *, allow_zstd: bool = False) -> bytes:

@@ -103,11 +103,13 @@ async def _answered(busy: Busy) -> Busy:
 class _Group:
     """Requests whose events are made durable by one append and one sync."""
 
-    __slots__ = ("batch", "futures")
+    __slots__ = ("batch", "futures", "size")
 
     def __init__(self) -> None:
         self.batch = LoggedBatch()
         self.futures: list[asyncio.Future[None]] = []
+        # len(batch), kept here: every write compares it with the commit bound.
+        self.size = 0
 
 
 @dataclass
@@ -237,10 +239,11 @@ class GroupCommitWriter:
                 self._queued += n
         groups = self._groups
         group = groups[-1] if groups else None
-        if group is None or len(group.batch) >= self._max_commit:
+        if group is None or group.size >= self._max_commit:
             group = _Group()
             groups.append(group)
         group.batch.add(batch)
+        group.size += n
         future: asyncio.Future[None] = self._loop.create_future()
         group.futures.append(future)
         if not self._flush_scheduled:
