@@ -441,6 +441,18 @@ def test_lookups_ask_sqlite_only_once_something_was_committed(
     assert asked == ["PRAGMA data_version"]
 
 
+def test_the_generation_changes_with_every_commit_and_only_then(
+    engine: sa.Engine, directory: Directory, provisioned: Any
+) -> None:
+    first = directory.generation
+    assert directory.generation == first
+    with engine.begin() as conn:
+        assert set_app_enabled(conn, provisioned.application_id, False)
+    second = directory.generation
+    assert second != first
+    assert directory.generation == second
+
+
 def test_a_database_without_a_wal_index_is_checked_by_query(tmp_path: Path) -> None:
     path = tmp_path / "rollback-journal.sqlite3"
     connection = sqlite3.connect(path)

@@ -44,6 +44,7 @@ class Directory:
         self._checked_at = 0
         self._wal_index = _map_wal_index(self._probe, db_path)
         self._wal_header = b""
+        self._generation = 0
         self._principals: dict[str, Principal | None] = {}
         self._apps: dict[str, Application | None] = {}
 
@@ -72,6 +73,14 @@ class Directory:
             self._principals.clear()
             self._apps.clear()
             self._version = version
+            self._generation += 1
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever the control database has changed since it was last read:
+        whatever a caller derived from the directory's answers holds while it stays the same."""
+        self._fresh()
+        return self._generation
 
     def principal(self, raw_key: str) -> Principal | None:
         """The active key whose secret is `raw_key`, or None (unknown or revoked)."""

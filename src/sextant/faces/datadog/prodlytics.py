@@ -67,6 +67,10 @@ class ProductAnalyticsIntake:
         self._directory = directory
         self._writer = writer
         self._limits = limits
+        # One validator per organization while the directory stays as it was (see _events_of): the
+        # applications it has checked are then checked once, not on every request.
+        self._validators: dict[int, ServerSideEvents] = {}
+        self._validated_generation = -1
 
     def endpoints(self) -> list[Endpoint]:
         error = Reply("Error", IntakeErrors)
@@ -124,7 +128,7 @@ class ProductAnalyticsIntake:
 
     def _translate(self, body: bytes, org_id: int) -> EventBatch:
         now = now_ms()
-        events = ServerSideEvents(self._directory.application, org_id, self._limits.json_depth)
+        events = self._events_of(org_id)
         batch = events.translate_body(body, now)
         if batch is not None:
             return batch
@@ -151,6 +155,19 @@ class ProductAnalyticsIntake:
             except InvalidEvent as exc:
                 raise InvalidEvent(f"event[{index}]: {exc}" if batched else str(exc)) from None
         return batch
+
+
+    def _events_of(self, org_id: int) -> ServerSideEvents:
+        generation = self._directory.generation
+        validators = self._validators
+        if generation != self._validated_generation or len(validators) > 10_000:
+            validators.clear()
+            self._validated_generation = generation
+        events = validators.get(org_id)
+        if events is None:
+            events = ServerSideEvents(self._directory.application, org_id, self._limits.json_depth)
+            validators[org_id] = events
+        return events
 
 
 def _intake_headers(scope: Scope) -> tuple[str | None, str | None, str]:

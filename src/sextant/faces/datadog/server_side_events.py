@@ -84,10 +84,10 @@ class ServerSideEvents:
         app_ids, names, usrs, accounts, sessions, dates, attributes, array_paths = translated
         count = len(app_ids)
         first = app_ids[0]
-        if app_ids.count(first) == count:
+        if count == 1 or app_ids.count(first) == count:
             # One application, as nearly every request has: one check, and its ids kept as sent when they
             # are stored that way.
-            app = self._known_application(first)
+            app = self._checked.get(first) or self._known_application(first)
             if app is None:
                 return None
             same = app.id == first
