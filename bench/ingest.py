@@ -186,10 +186,11 @@ def round_ratios(runs: list[Run], ceiling_runs: list[Run]) -> list[float]:
     return [run.requests_per_s / top.requests_per_s for run, top in zip(runs, ceiling_runs, strict=True)]
 
 
-def best_runs(rows: list[Row]) -> list[Run]:
-    """Round by round, the fastest of these rows' runs: a server's capacity over the connection counts."""
-    rounds = zip(*(r.runs for r in rows), strict=True)
-    return [max(runs, key=lambda run: run.requests_per_s) for runs in rounds]
+def best_runs(rows: list[Row]) -> list[tuple[int, Run]]:
+    """Round by round, the fastest of these rows' runs and its connection count: a server's capacity over
+    the connection counts."""
+    rounds = zip(*([(r.scenario.connections, run) for run in r.runs] for r in rows), strict=True)
+    return [max(runs, key=lambda pair: pair[1].requests_per_s) for runs in rounds]
 
 
 def shown_ratio(ratios: list[float]) -> str:
@@ -233,7 +234,7 @@ def capacity_table(rows: list[Row]) -> str:
     """The goal's measure: each server's best rate over the connection counts, round by round, against
     the ceiling's best of the same round."""
     singles = [r for r in rows if r.scenario.events_per_request == 1]
-    ceiling = best_runs([r for r in singles if r.scenario.is_ceiling])
+    ceiling = [run for _, run in best_runs([r for r in singles if r.scenario.is_ceiling])]
     lines = [
         "| server | best req/s (median of rounds) | at connections (per round) | ratio to the ceiling's best "
         "(median of rounds; range) | goal | met? |",
@@ -241,9 +242,8 @@ def capacity_table(rows: list[Row]) -> str:
     ]
     for server in dict.fromkeys(r.scenario.server for r in singles):
         mine = [r for r in singles if r.scenario.server == server]
-        best = best_runs(mine)
-        at = [next(r.scenario.connections for r in mine if run in r.runs) for run in best]
-        ratios = round_ratios(best, ceiling)
+        at, best = zip(*best_runs(mine), strict=True)
+        ratios = round_ratios(list(best), ceiling)
         is_ceiling = mine[0].scenario.is_ceiling
         goal = mine[0].scenario.goal
         met = "-" if goal == "-" else verdict(statistics.median(ratios) >= SINGLE_RATIO_GOAL)
@@ -317,38 +317,26 @@ def scenarios_for(
 ) -> list[Scenario]:
     ratio_goal = f">= {SINGLE_RATIO_GOAL:.0%} of the ceiling's best"
     batch_goal = f">= {BATCH_EVENTS_GOAL:,} events/s"
-    names = ("ceiling (bare app)", "Sextant, default", "Sextant, --no-access-log")
-    scenarios = []
-    for connections in args.single_connections:
+    servers = [
         # The ceiling gets byte-for-byte the requests the default server gets, just before it.
-        scenarios += [
-            Scenario(
-                f"{names[0]}, single events, {connections} connections",
-                ceiling,
-                single_bodies(default, work),
-                connections,
-                1,
-                True,
-                server=names[0],
-            ),
-            Scenario(
-                f"{names[1]}, single events, {connections} connections",
-                default,
-                single_bodies(default, work),
-                connections,
-                1,
-                goal=ratio_goal,
-                server=names[1],
-            ),
-            Scenario(
-                f"{names[2]}, single events, {connections} connections",
-                quiet,
-                single_bodies(quiet, work),
-                connections,
-                1,
-                server=names[2],
-            ),
-        ]
+        ("ceiling (bare app)", ceiling, single_bodies(default, work), True, "-"),
+        ("Sextant, default", default, single_bodies(default, work), False, ratio_goal),
+        ("Sextant, --no-access-log", quiet, single_bodies(quiet, work), False, "-"),
+    ]
+    scenarios = [
+        Scenario(
+            f"{name}, single events, {connections} connections",
+            target,
+            bodies,
+            connections,
+            1,
+            is_ceiling,
+            goal,
+            server=name,
+        )
+        for connections in args.single_connections
+        for name, target, bodies, is_ceiling, goal in servers
+    ]
     scenarios.append(
         Scenario(
             f"Sextant, default, batches of {BATCH_SIZE}",

@@ -156,7 +156,6 @@ class ProductAnalyticsIntake:
                 raise InvalidEvent(f"event[{index}]: {exc}" if batched else str(exc)) from None
         return batch
 
-
     def _events_of(self, org_id: int) -> ServerSideEvents:
         generation = self._directory.generation
         validators = self._validators
