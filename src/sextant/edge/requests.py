@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
-import re
 import sys
-import time
-from collections.abc import Awaitable
 from typing import TextIO
 
 import msgspec
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-REQUEST_ID_HEADER = b"x-request-id"
+from sextant.edge._exchange import PREFIX_LENGTH, Exchange
+
 FLUSH_SECONDS = 0.1
-_VALID_INCOMING_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _encoder = msgspec.json.Encoder()
 
 
 class AccessRecord(msgspec.Struct, gc=False):
-    """One access-log line."""
+    """One access-log line; Exchange.record gives the fields in this order."""
 
     ts: float
     msg: str
@@ -54,59 +50,25 @@ class RequestContext:
         self._flush_scheduled = False
         # Ids only need to be unique, not unpredictable: a random per-process prefix and a counter cost
         # no system call per request.
-        self._id_prefix = os.urandom(4).hex()
-        self._id_counter = itertools.count()
+        self._id_prefix = os.urandom(PREFIX_LENGTH // 2).hex()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = None
-        for name, value in scope["headers"]:
-            if name == REQUEST_ID_HEADER and _VALID_INCOMING_ID.match(value):
-                rid = value.decode()
-                break
-        if rid is None:
-            rid = f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFF:08x}"
-        scope.setdefault("state", {})["request_id"] = rid
-        started = time.perf_counter()
-        status = 500
-        rid_header = (REQUEST_ID_HEADER, rid.encode())
-
-        # A plain function returning the server's awaitable: no coroutine of its own for every message.
-        def send_with_id(message: Message) -> Awaitable[None]:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                # A new message: handlers may send the same prebuilt one for every request.
-                message = {**message, "headers": [*message.get("headers", []), rid_header]}
-            return send(message)
-
+        # The id, its response header and the record are made natively (_exchange.c): in Python they
+        # were about a tenth of what an intake request costs the event loop.
+        exchange = Exchange(scope, send, self._id_prefix)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, exchange)
         finally:
             if self.access_log:
-                self._log(scope, rid, status, started)
-
-    def _log(self, scope: Scope, rid: str, status: int, started: float) -> None:
-        client = scope.get("client")
-        self._pending.append(
-            AccessRecord(
-                time.time(),
-                "request",
-                rid,
-                scope["method"],
-                scope["path"],
-                status,
-                round((time.perf_counter() - started) * 1000, 3),
-                client[0] if client else None,
-            )
-        )
-        # Lines go out together within FLUSH_SECONDS (one write and flush for many requests), not held in
-        # Python's buffer until it fills, as it would when stdout is a pipe or a file.
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+                self._pending.append(exchange.record(AccessRecord))
+                # Lines go out together within FLUSH_SECONDS (one write and flush for many requests), not
+                # held in Python's buffer until it fills, as it would when stdout is a pipe or a file.
+                if not self._flush_scheduled:
+                    self._flush_scheduled = True
+                    asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
 
     def flush(self) -> None:
         """Write out the access log lines waiting (also called when the server stops)."""
