@@ -2,9 +2,9 @@
  *
  * Every request, whatever its route, gets an id, echoes it in its response head and leaves one access-log
  * record. Written in Python that was a header scan, an id formatted, a closure wrapping the server's send,
- * a copied response head and a record built from half a dozen expressions: about a tenth of what a single
- * intake request costs the event loop. Here it is one object per request that is the send the
- * application sees.
+ * a copied response head and a record built from half a dozen expressions: about 2.8 us a request in
+ * isolation, some 6% of the server's CPU for an intake request under load. Here it is one object per
+ * request, about 1 us, that is the send the application sees.
  *
  * An Exchange is made from the request's ASGI scope and the server's send. It takes the caller's
  * X-Request-Id when that is 1 to 128 characters of [A-Za-z0-9._:-] (the first such header), else makes

@@ -57,7 +57,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         # The id, its response header and the record are made natively (_exchange.c): in Python they
-        # were about a tenth of what an intake request costs the event loop.
+        # cost about 2.8 us a request in isolation, natively about 1.
         exchange = Exchange(scope, send, self._id_prefix)
         try:
             await self.app(scope, receive, exchange)
