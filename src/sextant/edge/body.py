@@ -8,7 +8,7 @@ import zlib
 import zstandard
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive
+from starlette.types import Message, Receive
 
 
 class BodyError(Exception):
@@ -34,14 +34,18 @@ async def read_body(
     return decode_content(raw, headers.get("content-encoding", ""), max_decoded, allow_zstd=allow_zstd)
 
 
-async def read_raw_body(receive: Receive, content_length: str | None, max_bytes: int) -> bytes:
-    """The request body as sent, at most `max_bytes` of it; `content_length` is the header's value."""
+async def read_raw_body(
+    receive: Receive, content_length: str | None, max_bytes: int, *, first: Message | None = None
+) -> bytes:
+    """The request body as sent, at most `max_bytes` of it; `content_length` is the header's value, `first`
+    the body's first message when the caller has received it already."""
     if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes:
         raise BodyTooLarge(f"request body is {content_length} bytes; the limit is {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message = await receive() if first is None else first
+        first = None
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sextant.control.apps import Application
 from sextant.core.events import EventBatch
+from sextant.faces.datadog._events import translate, translate_request
 from sextant.faces.datadog.server_side_events import InvalidEvent, ServerSideEvents
 
 NOW = 1_780_000_000_000
@@ -216,3 +217,86 @@ def documents(draw: st.DrawFn) -> Any:
 def test_generated_bodies_agree_with_the_python_path(items: list[Any], batched: bool) -> None:
     body = body_of(items if batched else items[0], ensure_ascii=False)
     check(body)
+
+
+# --- the native pass's own interface: known applications, event times, whole requests ---------------------
+
+KEY = b"0123456789abcdef0123456789abcdef"
+EARLIEST, LATEST = NOW - 1_000, NOW + 1_000
+STORED = "stored-" + APP
+
+
+def columns_of(body: bytes, apps: dict[str, str] | None = None) -> Any:
+    return translate(body, DEPTH, {APP: STORED} if apps is None else apps, NOW, EARLIEST, LATEST)
+
+
+def test_an_application_not_yet_known_is_named_for_the_caller_to_check() -> None:
+    body = body_of([event(), {**event(), "application": {"id": OTHER_ORG_APP}}])
+    assert columns_of(body, {}) == APP
+    assert columns_of(body) == OTHER_ORG_APP
+    assert columns_of(body, {APP: APP, OTHER_ORG_APP: "other"})[2] == [APP, "other"]
+
+
+def test_events_carry_the_stored_application_id_and_the_receive_time_unless_dated() -> None:
+    times, names, app_ids, usrs, accounts, sessions, attributes, array_paths = columns_of(
+        body_of([event(), event(date=EARLIEST), event(date=LATEST, session={"id": "s"}, tags=["a"])])
+    )
+    assert times == [NOW, EARLIEST, LATEST]
+    assert app_ids == [STORED] * 3
+    assert names == ["payment.processed"] * 3
+    assert (usrs, accounts, sessions) == (["user-1"] * 3, [None] * 3, [None, None, "s"])
+    assert json.loads(attributes[2]) == {"date": LATEST, "tags": ["a"]}
+    assert array_paths == {"tags"}
+
+
+@pytest.mark.parametrize("date", [EARLIEST - 1, LATEST + 1])
+def test_a_date_outside_the_window_goes_the_python_way(date: int) -> None:
+    assert columns_of(body_of(event(date=date))) is None
+
+
+def request(
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    message: dict[str, Any] | None = None,
+    max_bytes: int = 10_000,
+) -> Any:
+    routes = {KEY: (ORG, {APP: STORED})}
+    message = {"type": "http.request", "body": body, "more_body": False} if message is None else message
+    headers = [(b"content-type", b"application/json"), (b"dd-api-key", KEY)] if headers is None else headers
+    return translate_request(headers, message, routes, NOW, EARLIEST, LATEST, max_bytes, DEPTH)
+
+
+def test_a_usual_request_is_translated_in_one_call() -> None:
+    body = body_of(event(customer={"tier": "premium"}))
+    org_id, columns = request(body)
+    assert org_id == ORG
+    assert columns == columns_of(body)
+    assert columns[2] == [STORED]
+    with_identity = [(b"dd-api-key", KEY), (b"content-encoding", b"identity"), (b"dd-api-key", b"other")]
+    assert request(body, with_identity) == (ORG, columns)
+
+
+@pytest.mark.parametrize(
+    ("headers", "message", "max_bytes", "why"),
+    [
+        ([(b"content-type", b"application/json")], None, 10_000, "no key"),
+        ([(b"dd-api-key", b"f" * 32)], None, 10_000, "a key not known valid for this intake"),
+        ([(b"dd-api-key", b"other"), (b"dd-api-key", KEY)], None, 10_000, "the first key counts"),
+        ([(b"dd-api-key", KEY), (b"content-encoding", b"gzip")], None, 10_000, "an encoded body"),
+        (None, {"type": "http.request", "body": b"{", "more_body": True}, 10_000, "more body to come"),
+        (None, {"type": "http.disconnect"}, 10_000, "a disconnect"),
+        (None, None, 10, "a body over the bound"),
+    ],
+)
+def test_any_other_request_takes_the_general_path(
+    headers: list[tuple[bytes, bytes]] | None, message: dict[str, Any] | None, max_bytes: int, why: str
+) -> None:
+    assert request(body_of(event()), headers, message, max_bytes) is None, why
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{**event(), "application": {"id": OTHER_ORG_APP}}, event(type="client"), event(date=LATEST + 1)],
+)
+def test_a_request_the_native_pass_does_not_accept_takes_the_general_path(document: Any) -> None:
+    assert request(body_of(document)) is None

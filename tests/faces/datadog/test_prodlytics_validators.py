@@ -3,6 +3,7 @@ any change to it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,13 +11,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from starlette.types import Message
 
 from sextant.config import Limits
 from sextant.control.apps import set_app_enabled
 from sextant.control.db import open_control
 from sextant.control.directory import Directory
+from sextant.control.keys import find_key, revoke_key
 from sextant.control.orgs import provision_org
-from sextant.faces.datadog.prodlytics import ProductAnalyticsIntake
+from sextant.core.timeutil import now_ms
+from sextant.faces.datadog.prodlytics import PATH, ProductAnalyticsIntake
 from sextant.faces.datadog.server_side_events import InvalidEvent
 from sextant.ingest.log import IngestLog
 from sextant.ingest.writer import GroupCommitWriter
@@ -58,13 +62,60 @@ def test_an_application_is_looked_up_once_while_nothing_changes(
 
     monkeypatch.setattr(directory, "application", counted_lookup)
     for user in range(5):
-        batch = intake._translate(_body(org.application_id, f"u{user}"), org.org_id)
+        batch = intake._translate(_body(org.application_id, f"u{user}"), org.org_id, now_ms())
         assert batch.usr_id == [f"u{user}"]
     assert lookups == [org.application_id]
 
     with engine.begin() as conn:
         assert set_app_enabled(conn, org.application_id, False)
     with pytest.raises(InvalidEvent, match="disabled"):
-        intake._translate(_body(org.application_id, "u9"), org.org_id)
+        intake._translate(_body(org.application_id, "u9"), org.org_id, now_ms())
     # Checked again at once: by the native pass, then by the Python one that says what is wrong.
     assert lookups == [org.application_id] * 3
+
+
+def test_a_key_found_valid_is_not_looked_up_again_until_the_control_database_changes(
+    parts: tuple[sa.Engine, Directory, ProductAnalyticsIntake, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, directory, intake, org = parts
+    key = org.keys["dd_api_key"]
+    lookups: list[str] = []
+    real_principal = directory.principal
+
+    def counted_principal(raw: str) -> Any:
+        lookups.append(raw)
+        return real_principal(raw)
+
+    monkeypatch.setattr(directory, "principal", counted_principal)
+
+    async def post(body: bytes) -> tuple[int, bytes]:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": PATH, "headers": [(b"dd-api-key", key.encode())]}
+        await intake.asgi(scope, receive, send)
+        return sent[0]["status"], sent[-1]["body"]
+
+    async def scenario() -> None:
+        writer = intake._writer
+        writer.start()
+        try:
+            for user in range(3):
+                assert await post(_body(org.application_id, f"u{user}")) == (202, b"{}")
+            # The first request checked the key; the others took the native path.
+            assert lookups == [key]
+            with engine.begin() as conn:
+                record = find_key(conn, key)
+                assert record is not None and revoke_key(conn, record.id)
+            status, body = await post(_body(org.application_id, "u9"))
+            assert (status, json.loads(body)["errors"][0]["status"]) == (403, "403")
+            assert lookups == [key, key]
+        finally:
+            await writer.stop()
+
+    asyncio.run(scenario())

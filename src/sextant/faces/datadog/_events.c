@@ -886,11 +886,55 @@ write_attributes(Parser *ps, PyObject *array_paths)
     return span_str(out->data, out->len);
 }
 
-enum { COL_APP, COL_NAME, COL_USR, COL_ACCOUNT, COL_SESSION, COL_DATE, COL_ATTRIBUTES, NCOLS };
+enum { COL_TIME, COL_NAME, COL_APP, COL_USR, COL_ACCOUNT, COL_SESSION, COL_ATTRIBUTES, NCOLS };
+#define UNKNOWN_APP 3 /* an application id not in Context.apps: the caller checks it and asks again */
 
-/* One event: 0 and its row appended to the columns, FALLBACK, or -1 with an exception. */
+/* What an event is checked against: the applications known to be this organization's (the id as sent ->
+ * the id as stored), and the accepted window of event times. */
+typedef struct {
+    PyObject *apps;
+    PyObject *now; /* the receive time, an int: the time of events without a date */
+    long long earliest, latest;
+    /* The last application looked up, reused while events name the same one, as a batch's nearly always do. */
+    const char *last_app;
+    size_t last_app_len;
+    PyObject *last_stored;     /* borrowed from apps */
+    PyObject *unknown_app;     /* set with UNKNOWN_APP */
+} Context;
+
+static PyObject *
+stored_application(Context *cx, const char *id, size_t len, int *rc)
+{
+    if (cx->last_stored != NULL && len == cx->last_app_len && memcmp(id, cx->last_app, len) == 0) {
+        return cx->last_stored;
+    }
+    PyObject *key = span_str(id, len);
+    if (key == NULL) {
+        *rc = -1;
+        return NULL;
+    }
+    PyObject *stored = PyDict_GetItemWithError(cx->apps, key);
+    if (stored == NULL) {
+        if (PyErr_Occurred()) {
+            *rc = -1;
+            Py_DECREF(key);
+        }
+        else {
+            *rc = UNKNOWN_APP;
+            Py_XSETREF(cx->unknown_app, key);
+        }
+        return NULL;
+    }
+    Py_DECREF(key);
+    cx->last_app = id;
+    cx->last_app_len = len;
+    cx->last_stored = stored;
+    return stored;
+}
+
+/* One event: 0 and its row appended to the columns, FALLBACK, UNKNOWN_APP, or -1 with an exception. */
 static int
-parse_event(Parser *ps, PyObject **cols, PyObject *array_paths)
+parse_event(Parser *ps, Context *cx, PyObject **cols, PyObject *array_paths)
 {
     skip_ws(ps);
     if (ps->p >= ps->end || *ps->p != '{') {
@@ -911,16 +955,22 @@ parse_event(Parser *ps, PyObject **cols, PyObject *array_paths)
         (st->has_session && !st->session) || !(st->has_usr || st->has_account || st->has_session)) {
         return FALLBACK;
     }
+    if (st->has_date && (st->date < cx->earliest || st->date > cx->latest)) {
+        return FALLBACK; /* the Python path says which bound */
+    }
+    PyObject *app = stored_application(cx, st->app, st->app_len, &rc);
+    if (app == NULL) {
+        return rc;
+    }
     PyObject *row[NCOLS] = {
-        span_str(st->app, st->app_len),
+        st->has_date ? PyLong_FromLongLong(st->date) : Py_NewRef(cx->now),
         span_str(st->name, st->name_len),
+        Py_NewRef(app),
         optional_str(st->has_usr, st->usr, st->usr_len),
         optional_str(st->has_account, st->account, st->account_len),
         optional_str(st->has_session, st->session, st->session_len),
-        st->has_date ? PyLong_FromLongLong(st->date) : Py_NewRef(Py_None),
         write_attributes(ps, array_paths),
     };
-    rc = 0;
     for (int i = 0; i < NCOLS; i++) {
         if (row[i] == NULL || (rc == 0 && PyList_Append(cols[i], row[i]) < 0)) {
             rc = -1;
@@ -929,12 +979,6 @@ parse_event(Parser *ps, PyObject **cols, PyObject *array_paths)
     }
     return rc;
 }
-
-PyDoc_STRVAR(translate_doc,
-             "translate(body, max_depth, /)\n--\n\n"
-             "The events of a prodlytics body as columns (application ids, names, usr ids, account ids, "
-             "session ids, dates or None, attribute JSON texts) and the set of attribute paths holding a list; "
-             "or None when the Python path must decide.");
 
 static void
 parser_free(Parser *ps)
@@ -948,20 +992,14 @@ parser_free(Parser *ps)
     PyMem_Free(ps->index);
 }
 
+/* The events of a body as a tuple of columns and the set of list paths; None when the Python path must
+ * decide; the unknown application id (a str) when one must be checked first. */
 static PyObject *
-translate(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+translate_events(const char *body, Py_ssize_t size, long max_depth, Context *cx)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "translate(body: bytes, max_depth: int)");
-        return NULL;
-    }
-    long max_depth = PyLong_AsLong(args[1]);
-    if (max_depth == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
     Parser ps = {0};
-    ps.p = PyBytes_AS_STRING(args[0]);
-    ps.end = ps.p + PyBytes_GET_SIZE(args[0]);
+    ps.p = body;
+    ps.end = body + size;
     ps.max_depth = max_depth;
     PyObject *cols[NCOLS] = {NULL};
     PyObject *array_paths = PySet_New(NULL), *result = NULL;
@@ -975,14 +1013,14 @@ translate(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         skip_ws(&ps);
         if (ps.p < ps.end && *ps.p == '[') {
             ps.p++;
-            while ((rc = parse_event(&ps, cols, array_paths)) == 0 && (rc = after_item(&ps, ']')) == MORE) {
+            while ((rc = parse_event(&ps, cx, cols, array_paths)) == 0 && (rc = after_item(&ps, ']')) == MORE) {
             }
             if (rc == CLOSED) {
                 rc = 0;
             }
         }
         else {
-            rc = parse_event(&ps, cols, array_paths);
+            rc = parse_event(&ps, cx, cols, array_paths);
         }
         if (rc == 0) {
             skip_ws(&ps);
@@ -992,12 +1030,15 @@ translate(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (rc == 0) {
-        result = Py_BuildValue("(OOOOOOOO)", cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
-                               array_paths);
+        result = PyTuple_Pack(NCOLS + 1, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], array_paths);
     }
     else if (rc == FALLBACK) {
         result = Py_NewRef(Py_None);
     }
+    else if (rc == UNKNOWN_APP) {
+        result = Py_NewRef(cx->unknown_app);
+    }
+    Py_CLEAR(cx->unknown_app);
     for (int i = 0; i < NCOLS; i++) {
         Py_XDECREF(cols[i]);
     }
@@ -1006,8 +1047,135 @@ translate(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+static int
+context_of(Context *cx, PyObject *apps, PyObject *now, PyObject *earliest, PyObject *latest)
+{
+    memset(cx, 0, sizeof(*cx));
+    if (!PyDict_Check(apps) || !PyLong_Check(now)) {
+        PyErr_SetString(PyExc_TypeError, "apps must be a dict and now an int");
+        return -1;
+    }
+    cx->apps = apps;
+    cx->now = now;
+    cx->earliest = PyLong_AsLongLong(earliest);
+    cx->latest = PyLong_AsLongLong(latest);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+PyDoc_STRVAR(translate_doc,
+             "translate(body, max_depth, apps, now, earliest, latest, /)\n--\n\n"
+             "The events of a prodlytics body as columns (times, names, stored application ids, usr ids, "
+             "account ids, session ids, attribute JSON texts) and the set of attribute paths holding a list. "
+             "`apps` maps the application ids known to be the caller's to their stored ids; an event without "
+             "a date gets `now`, one with a date outside [earliest, latest] goes the Python way. None when "
+             "the Python path must decide; an application id (str) that is not in `apps`, to be checked "
+             "before asking again.");
+
+static PyObject *
+translate(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "translate(body: bytes, max_depth: int, apps, now, earliest, latest)");
+        return NULL;
+    }
+    long max_depth = PyLong_AsLong(args[1]);
+    Context cx;
+    if ((max_depth == -1 && PyErr_Occurred()) || context_of(&cx, args[2], args[3], args[4], args[5]) < 0) {
+        return NULL;
+    }
+    return translate_events(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), max_depth, &cx);
+}
+
+static PyObject *str_type, *str_body, *str_more_body, *str_http_request;
+
+static int
+bytes_equal(PyObject *b, const char *s, Py_ssize_t n)
+{
+    return PyBytes_Check(b) && PyBytes_GET_SIZE(b) == n && memcmp(PyBytes_AS_STRING(b), s, (size_t)n) == 0;
+}
+
+PyDoc_STRVAR(translate_request_doc,
+             "translate_request(headers, message, routes, now, earliest, latest, max_bytes, max_depth, /)\n--\n\n"
+             "A whole intake request in one call, when it is the usual kind: its DD-API-KEY (the raw header "
+             "bytes) is in `routes`, which maps it to (organization id, that organization's `apps` as for "
+             "translate), its body is the first and only ASGI message, at most `max_bytes`, without a "
+             "Content-Encoding, and translate accepts it. Then (organization id, translate's columns); "
+             "otherwise None, and the caller takes the general path.");
+
+static PyObject *
+translate_request(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8 || !PyList_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "translate_request(headers: list, message: dict, routes: dict, now, "
+                                         "earliest, latest, max_bytes, max_depth)");
+        return NULL;
+    }
+    PyObject *headers = args[0], *message = args[1], *api_key = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *pair = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            Py_RETURN_NONE;
+        }
+        PyObject *name = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+        if (bytes_equal(name, "dd-api-key", 10)) {
+            if (api_key == NULL) {
+                api_key = value;
+            }
+        }
+        else if (bytes_equal(name, "content-encoding", 16) && !bytes_equal(value, "", 0) &&
+                 !bytes_equal(value, "identity", 8)) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (api_key == NULL || !PyBytes_CheckExact(api_key)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *route = PyDict_GetItemWithError(args[2], api_key);
+    if (route == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *type = PyDict_GetItemWithError(message, str_type);
+    PyObject *body = type == NULL ? NULL : PyDict_GetItemWithError(message, str_body);
+    PyObject *more = body == NULL ? NULL : PyDict_GetItemWithError(message, str_more_body);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[6]);
+    long max_depth = PyLong_AsLong(args[7]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (type == NULL || !PyUnicode_Check(type) || PyUnicode_Compare(type, str_http_request) != 0 || body == NULL ||
+        !PyBytes_Check(body) || PyBytes_GET_SIZE(body) > max_bytes || (more != NULL && PyObject_IsTrue(more) != 0) ||
+        !PyTuple_Check(route) || PyTuple_GET_SIZE(route) != 2) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Context cx;
+    if (context_of(&cx, PyTuple_GET_ITEM(route, 1), args[3], args[4], args[5]) < 0) {
+        return NULL;
+    }
+    PyObject *columns = translate_events(PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), max_depth, &cx);
+    if (columns == NULL || !PyTuple_Check(columns)) {
+        if (columns == NULL) {
+            return NULL;
+        }
+        Py_DECREF(columns);
+        Py_RETURN_NONE;
+    }
+    PyObject *result = PyTuple_Pack(2, PyTuple_GET_ITEM(route, 0), columns);
+    Py_DECREF(columns);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"translate", (PyCFunction)(void (*)(void))translate, METH_FASTCALL, translate_doc},
+    {"translate_request", (PyCFunction)(void (*)(void))translate_request, METH_FASTCALL, translate_request_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1022,5 +1190,12 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__events(void)
 {
+    str_type = PyUnicode_InternFromString("type");
+    str_body = PyUnicode_InternFromString("body");
+    str_more_body = PyUnicode_InternFromString("more_body");
+    str_http_request = PyUnicode_InternFromString("http.request");
+    if (str_type == NULL || str_body == NULL || str_more_body == NULL || str_http_request == NULL) {
+        return NULL;
+    }
     return PyModule_Create(&module_def);
 }

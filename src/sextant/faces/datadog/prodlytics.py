@@ -17,13 +17,14 @@ from starlette.types import Message, Receive, Scope, Send
 from sextant.config import Limits
 from sextant.control.directory import Directory
 from sextant.core.events import EventBatch
-from sextant.core.timeutil import now_ms
+from sextant.core.timeutil import FUTURE_TOLERANCE_MS, now_ms, retention_floor_ms
 from sextant.edge.body import BodyError, decode_content, read_raw_body
 from sextant.edge.endpoints import Endpoint, Reply
 from sextant.edge.requests import request_id
+from sextant.faces.datadog._events import translate_request as _translate_request
 from sextant.faces.datadog.auth import AuthFailure, check_api_key
 from sextant.faces.datadog.errors import IntakeErrors, intake_error
-from sextant.faces.datadog.server_side_events import InvalidEvent, ServerSideEvents
+from sextant.faces.datadog.server_side_events import InvalidEvent, ServerSideEvents, batch_of
 from sextant.ingest.writer import GroupCommitWriter, submit
 
 log = logging.getLogger("sextant.datadog")
@@ -67,10 +68,15 @@ class ProductAnalyticsIntake:
         self._directory = directory
         self._writer = writer
         self._limits = limits
-        # One validator per organization while the directory stays as it was (see _events_of): the
-        # applications it has checked are then checked once, not on every request.
+        # While the directory stays as it was (its generation): one validator per organization, whose
+        # applications are then checked once, not on every request; and the keys found valid for this
+        # intake (raw DD-API-KEY bytes -> organization and its validator's known applications), which
+        # the native path (_events.translate_request) looks up.
         self._validators: dict[int, ServerSideEvents] = {}
-        self._validated_generation = -1
+        self._routes: dict[bytes, tuple[int, dict[str, str]]] = {}
+        self._generation = -1
+        # A plain body at most this large, in one message, may take the native path.
+        self._native_body_bytes = min(limits.intake_body_bytes, limits.intake_decoded_bytes)
 
     def endpoints(self) -> list[Endpoint]:
         error = Reply("Error", IntakeErrors)
@@ -100,12 +106,26 @@ class ProductAnalyticsIntake:
         keeps to one coroutine between the server and the wait for durability."""
         refusal: Response | None
         try:
-            api_key, content_length, content_encoding = _intake_headers(scope)
-            caller = check_api_key(api_key, self._directory, "events_write")
-            limits = self._limits
-            raw = await read_raw_body(receive, content_length, limits.intake_body_bytes)
-            body = decode_content(raw, content_encoding, limits.intake_decoded_bytes)
-            batch = self._translate(body, caller.org_id)
+            message = await receive()
+            now = now_ms()
+            if self._directory.generation != self._generation:
+                self._forget()
+            # The usual request (a known key, a small plain body of valid events of known applications) in
+            # one native call; anything else takes the general path, which says what is wrong.
+            native = _translate_request(
+                scope["headers"],
+                message,
+                self._routes,
+                now,
+                retention_floor_ms(now),
+                now + FUTURE_TOLERANCE_MS,
+                self._native_body_bytes,
+                self._limits.json_depth,
+            )
+            if native is None:
+                batch = await self._general(scope, receive, message, now)
+            else:
+                batch = batch_of(*native)
             busy = await submit(self._writer, batch, "events")
             refusal = None if busy is None else intake_error(503, busy.message, headers=busy.headers)
         except ClientDisconnect:
@@ -126,8 +146,22 @@ class ProductAnalyticsIntake:
         else:
             await refusal(scope, receive, send)
 
-    def _translate(self, body: bytes, org_id: int) -> EventBatch:
-        now = now_ms()
+    async def _general(self, scope: Scope, receive: Receive, first: Message, now: int) -> EventBatch:
+        """Every check in order, with its error; the body's first message is already received."""
+        api_key, content_length, content_encoding = _intake_headers(scope)
+        caller = check_api_key(api_key, self._directory, "events_write")
+        events = self._events_of(caller.org_id)
+        assert api_key is not None
+        # The key is valid for this intake: its next requests can take the native path.
+        if len(self._routes) > 10_000:
+            self._routes.clear()
+        self._routes[api_key.encode("latin-1")] = (caller.org_id, events.stored_ids)
+        limits = self._limits
+        raw = await read_raw_body(receive, content_length, limits.intake_body_bytes, first=first)
+        body = decode_content(raw, content_encoding, limits.intake_decoded_bytes)
+        return self._translate(body, caller.org_id, now)
+
+    def _translate(self, body: bytes, org_id: int, now: int) -> EventBatch:
         events = self._events_of(org_id)
         batch = events.translate_body(body, now)
         if batch is not None:
@@ -156,14 +190,20 @@ class ProductAnalyticsIntake:
                 raise InvalidEvent(f"event[{index}]: {exc}" if batched else str(exc)) from None
         return batch
 
+    def _forget(self) -> None:
+        """The control database changed: keys, applications and what was derived from them are read anew."""
+        self._validators.clear()
+        self._routes.clear()
+        self._generation = self._directory.generation
+
     def _events_of(self, org_id: int) -> ServerSideEvents:
-        generation = self._directory.generation
+        if self._directory.generation != self._generation:
+            self._forget()
         validators = self._validators
-        if generation != self._validated_generation or len(validators) > 10_000:
-            validators.clear()
-            self._validated_generation = generation
         events = validators.get(org_id)
         if events is None:
+            if len(validators) > 10_000:
+                validators.clear()
             events = ServerSideEvents(self._directory.application, org_id, self._limits.json_depth)
             validators[org_id] = events
         return events

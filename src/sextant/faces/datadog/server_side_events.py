@@ -4,14 +4,17 @@ intake (`POST /api/v2/prodlytics`) and `sextant import events` share."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from sextant.control.apps import Application
 from sextant.core.events import AttributeLimitError, EventBatch, flatten_attributes
-from sextant.core.timeutil import check_event_time
+from sextant.core.timeutil import FUTURE_TOLERANCE_MS, check_event_time, retention_floor_ms
 from sextant.faces.datadog._events import translate as _native_translate
+
+if TYPE_CHECKING:
+    from sextant.faces.datadog._events import NativeColumns
 
 SOURCE = "product_analytics"
 
@@ -30,6 +33,9 @@ class ServerSideEvents:
         self._org_id = org_id
         self._json_depth = json_depth
         self._checked: dict[str, Application] = {}
+        # The applications checked and accepted, by id as sent -> id as stored: what the native pass
+        # (_events.c) takes as known.
+        self.stored_ids: dict[str, str] = {}
 
     def add(self, batch: EventBatch, item: Any, now: int) -> None:
         if not isinstance(item, dict):
@@ -78,52 +84,20 @@ class ServerSideEvents:
     def translate_body(self, body: bytes, now: int) -> EventBatch | None:
         """Every event of a request body at once, parsed and flattened in native code; None when the body
         needs `add` (anything unusual, and every invalid event: `add` says what is wrong with which)."""
-        translated = _native_translate(body, self._json_depth)
-        if translated is None:
-            return None
-        app_ids, names, usrs, accounts, sessions, dates, attributes, array_paths = translated
-        count = len(app_ids)
-        first = app_ids[0]
-        if count == 1 or app_ids.count(first) == count:
-            # One application, as nearly every request has: one check, and its ids kept as sent when they
-            # are stored that way.
-            app = self._checked.get(first) or self._known_application(first)
-            if app is None:
+        while True:
+            translated = _native_translate(
+                body,
+                self._json_depth,
+                self.stored_ids,
+                now,
+                retention_floor_ms(now),
+                now + FUTURE_TOLERANCE_MS,
+            )
+            if not isinstance(translated, str):
+                return None if translated is None else batch_of(self._org_id, translated)
+            # An application the native pass has not seen: checked here once, then it is known.
+            if self._known_application(translated) is None:
                 return None
-            same = app.id == first
-            stored_ids: list[str | None] = cast(list[str | None], app_ids) if same else [app.id] * count
-        else:
-            by_id: dict[str, str | None] = {}
-            for app_id in set(app_ids):
-                app = self._known_application(app_id)
-                if app is None:
-                    return None
-                by_id[app_id] = app.id
-            stored_ids = [by_id[a] for a in app_ids]
-        if dates.count(None) == count:
-            times = [now] * count
-        else:
-            times = []
-            for date in dates:
-                if date is None:
-                    times.append(now)
-                elif check_event_time(date, now) is not None:
-                    return None
-                else:
-                    times.append(date)
-        return EventBatch.of_rows(
-            org_id=self._org_id,
-            source=SOURCE,
-            type="server",
-            time_ms=times,
-            name=names,
-            application_id=stored_ids,
-            usr_id=usrs,
-            account_id=accounts,
-            session_id=sessions,
-            attributes=attributes,
-            array_paths=array_paths,
-        )
 
     def _known_application(self, app_id: str) -> Application | None:
         """The application if this organization may send to it, else None."""
@@ -138,6 +112,7 @@ class ServerSideEvents:
         app = self._checked.get(app_id)
         if app is None:
             app = self._checked[app_id] = self._check_application(app_id)
+            self.stored_ids[app_id] = app.id
         return app
 
     def _check_application(self, app_id: str) -> Application:
@@ -151,6 +126,24 @@ class ServerSideEvents:
         if not app.enabled:
             raise InvalidEvent(f"application.id {app_id!r} is disabled for Product Analytics")
         return app
+
+
+def batch_of(org_id: int, columns: NativeColumns) -> EventBatch:
+    """The batch of the native pass's columns (see _events.translate)."""
+    times, names, app_ids, usrs, accounts, sessions, attributes, array_paths = columns
+    return EventBatch.of_rows(
+        org_id=org_id,
+        source=SOURCE,
+        type="server",
+        time_ms=times,
+        name=names,
+        application_id=app_ids,
+        usr_id=usrs,
+        account_id=accounts,
+        session_id=sessions,
+        attributes=attributes,
+        array_paths=array_paths,
+    )
 
 
 def _required_id(item: dict[str, Any], parent: str, field: str) -> str:
