@@ -49,18 +49,24 @@ def _body(app_id: str, user: str) -> bytes:
     return json.dumps({**event, "usr": {"id": user}}).encode()
 
 
+def _counted(monkeypatch: pytest.MonkeyPatch, directory: Directory, lookup: str) -> list[str]:
+    """The arguments of every call of the directory's `lookup` from now on."""
+    calls: list[str] = []
+    real = getattr(directory, lookup)
+
+    def counted(argument: str) -> Any:
+        calls.append(argument)
+        return real(argument)
+
+    monkeypatch.setattr(directory, lookup, counted)
+    return calls
+
+
 def test_an_application_is_looked_up_once_while_nothing_changes(
     parts: tuple[sa.Engine, Directory, ProductAnalyticsIntake, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine, directory, intake, org = parts
-    lookups: list[str] = []
-    real_lookup = directory.application
-
-    def counted_lookup(app_id: str) -> Any:
-        lookups.append(app_id)
-        return real_lookup(app_id)
-
-    monkeypatch.setattr(directory, "application", counted_lookup)
+    lookups = _counted(monkeypatch, directory, "application")
     for user in range(5):
         batch = intake._translate(_body(org.application_id, f"u{user}"), org.org_id, now_ms())
         assert batch.usr_id == [f"u{user}"]
@@ -79,14 +85,7 @@ def test_a_key_found_valid_is_not_looked_up_again_until_the_control_database_cha
 ) -> None:
     engine, directory, intake, org = parts
     key = org.keys["dd_api_key"]
-    lookups: list[str] = []
-    real_principal = directory.principal
-
-    def counted_principal(raw: str) -> Any:
-        lookups.append(raw)
-        return real_principal(raw)
-
-    monkeypatch.setattr(directory, "principal", counted_principal)
+    lookups = _counted(monkeypatch, directory, "principal")
 
     async def post(body: bytes) -> tuple[int, bytes]:
         sent: list[Message] = []
