@@ -256,7 +256,7 @@ def test_a_date_outside_the_window_goes_the_python_way(date: int) -> None:
 
 def request(
     body: bytes,
-    headers: list[tuple[bytes, bytes]] | None = None,
+    headers: Any = None,
     message: dict[str, Any] | None = None,
     max_bytes: int = 10_000,
 ) -> Any:
@@ -286,12 +286,21 @@ def test_a_usual_request_is_translated_in_one_call() -> None:
         (None, {"type": "http.request", "body": b"{", "more_body": True}, 10_000, "more body to come"),
         (None, {"type": "http.disconnect"}, 10_000, "a disconnect"),
         (None, None, 10, "a body over the bound"),
+        (((b"dd-api-key", KEY),), None, 10_000, "headers not in a list"),
     ],
 )
 def test_any_other_request_takes_the_general_path(
-    headers: list[tuple[bytes, bytes]] | None, message: dict[str, Any] | None, max_bytes: int, why: str
+    headers: Any, message: dict[str, Any] | None, max_bytes: int, why: str
 ) -> None:
     assert request(body_of(event()), headers, message, max_bytes) is None, why
+
+
+def test_a_message_that_is_not_a_dict_takes_the_general_path() -> None:
+    routes = {KEY: (ORG, {APP: STORED})}
+    message = [("type", "http.request")]
+    assert (
+        translate_request([(b"dd-api-key", KEY)], message, routes, NOW, EARLIEST, LATEST, 10, DEPTH) is None
+    )
 
 
 @pytest.mark.parametrize(

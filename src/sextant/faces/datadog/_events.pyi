@@ -14,7 +14,7 @@ def translate(
     body: bytes, max_depth: int, apps: dict[str, str], now: int, earliest: int, latest: int, /
 ) -> NativeColumns | str | None: ...
 def translate_request(
-    headers: list[tuple[bytes, bytes]],
+    headers: object,
     message: object,
     routes: dict[bytes, tuple[int, dict[str, str]]],
     now: int,
