@@ -21,6 +21,11 @@ def retention_floor_ms(now: int) -> int:
     return now - RETENTION_MS
 
 
+def accepted_times(now: int) -> tuple[int, int]:
+    """The earliest and latest event time accepted at `now` (both included)."""
+    return now - RETENTION_MS, now + FUTURE_TOLERANCE_MS
+
+
 def check_event_time(event_ms: int, now: int) -> str | None:
     """Why an event time is not accepted, or None when it is."""
     if event_ms < retention_floor_ms(now):

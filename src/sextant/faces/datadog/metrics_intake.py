@@ -33,7 +33,7 @@ from sextant.core.metrics import (
     normalize_tags,
     series_id,
 )
-from sextant.core.timeutil import FUTURE_TOLERANCE_MS, now_ms, retention_floor_ms
+from sextant.core.timeutil import accepted_times, now_ms
 from sextant.edge.body import BodyError, read_body
 from sextant.edge.endpoints import Endpoint, Reply
 from sextant.edge.requests import request_id
@@ -257,8 +257,7 @@ class _Translation:
         self.org_id = org_id
         self.now = now
         self.ids = ids
-        self.floor = retention_floor_ms(now)
-        self.ceiling = now + FUTURE_TOLERANCE_MS
+        self.floor, self.ceiling = accepted_times(now)
 
     def series(
         self, index: int, key: SeriesKey, tags: Callable[[], tuple[str, ...]]

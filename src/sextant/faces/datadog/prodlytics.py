@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 from sextant.config import Limits
 from sextant.control.directory import Directory
 from sextant.core.events import EventBatch
-from sextant.core.timeutil import FUTURE_TOLERANCE_MS, now_ms, retention_floor_ms
+from sextant.core.timeutil import accepted_times, now_ms
 from sextant.edge.body import BodyError, decode_content, read_raw_body
 from sextant.edge.endpoints import Endpoint, Reply
 from sextant.edge.requests import request_id
@@ -108,6 +108,7 @@ class ProductAnalyticsIntake:
         try:
             message = await receive()
             now = now_ms()
+            earliest, latest = accepted_times(now)
             if self._directory.generation != self._generation:
                 self._forget()
             # The usual request (a known key, a small plain body of valid events of known applications) in
@@ -117,8 +118,8 @@ class ProductAnalyticsIntake:
                 message,
                 self._routes,
                 now,
-                retention_floor_ms(now),
-                now + FUTURE_TOLERANCE_MS,
+                earliest,
+                latest,
                 self._native_body_bytes,
                 self._limits.json_depth,
             )

@@ -10,7 +10,7 @@ import msgspec
 
 from sextant.control.apps import Application
 from sextant.core.events import AttributeLimitError, EventBatch, flatten_attributes
-from sextant.core.timeutil import FUTURE_TOLERANCE_MS, check_event_time, retention_floor_ms
+from sextant.core.timeutil import accepted_times, check_event_time
 from sextant.faces.datadog._events import translate as _native_translate
 
 if TYPE_CHECKING:
@@ -84,15 +84,9 @@ class ServerSideEvents:
     def translate_body(self, body: bytes, now: int) -> EventBatch | None:
         """Every event of a request body at once, parsed and flattened in native code; None when the body
         needs `add` (anything unusual, and every invalid event: `add` says what is wrong with which)."""
+        earliest, latest = accepted_times(now)
         while True:
-            translated = _native_translate(
-                body,
-                self._json_depth,
-                self.stored_ids,
-                now,
-                retention_floor_ms(now),
-                now + FUTURE_TOLERANCE_MS,
-            )
+            translated = _native_translate(body, self._json_depth, self.stored_ids, now, earliest, latest)
             if not isinstance(translated, str):
                 return None if translated is None else batch_of(self._org_id, translated)
             # An application the native pass has not seen: checked here once, then it is known.
