@@ -32,9 +32,8 @@ class ServerSideEvents:
         self._applications = applications
         self._org_id = org_id
         self._json_depth = json_depth
-        self._checked: dict[str, Application] = {}
-        # The applications checked and accepted, by id as sent -> id as stored: what the native pass
-        # (_events.c) takes as known.
+        # The applications checked and accepted, by id as sent -> id as stored: each is checked once per
+        # instance, and these are what the native pass (_events.c) takes as known.
         self.stored_ids: dict[str, str] = {}
 
     def add(self, batch: EventBatch, item: Any, now: int) -> None:
@@ -54,7 +53,7 @@ class ServerSideEvents:
         session = _optional_id(item, "session")
         if usr is None and account is None and session is None:
             raise InvalidEvent("at least one of usr.id, account.id or session.id is required")
-        app = self._application(app_id)
+        stored_id = self._stored_id(app_id)
         time_ms = now
         if "date" in item:
             date = item["date"]
@@ -74,7 +73,7 @@ class ServerSideEvents:
             source=SOURCE,
             name=name,
             type="server",
-            application_id=app.id,
+            application_id=stored_id,
             usr_id=usr,
             account_id=account,
             session_id=session,
@@ -90,24 +89,18 @@ class ServerSideEvents:
             if not isinstance(translated, str):
                 return None if translated is None else batch_of(self._org_id, translated)
             # An application the native pass has not seen: checked here once, then it is known.
-            if self._known_application(translated) is None:
+            try:
+                self._stored_id(translated)
+            except InvalidEvent:
                 return None
 
-    def _known_application(self, app_id: str) -> Application | None:
-        """The application if this organization may send to it, else None."""
-        try:
-            return self._application(app_id)
-        except InvalidEvent:
-            return None
-
-    def _application(self, app_id: str) -> Application:
-        """The application if this organization may send to it (checked once per instance), else
-        InvalidEvent saying why not."""
-        app = self._checked.get(app_id)
-        if app is None:
-            app = self._checked[app_id] = self._check_application(app_id)
-            self.stored_ids[app_id] = app.id
-        return app
+    def _stored_id(self, app_id: str) -> str:
+        """The stored id of the application if this organization may send to it, else InvalidEvent saying
+        why not."""
+        stored = self.stored_ids.get(app_id)
+        if stored is None:
+            stored = self.stored_ids[app_id] = self._check_application(app_id).id
+        return stored
 
     def _check_application(self, app_id: str) -> Application:
         app = self._applications(app_id)
