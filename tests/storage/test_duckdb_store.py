@@ -70,6 +70,30 @@ def test_user_keys_are_dense_stable_and_rolled_back_with_their_transaction(tmp_p
     assert keys == {("u0", 1), ("u1", 2), ("u2", 3), ("u3", 4)}
 
 
+def test_a_batch_mixing_known_new_and_missing_users_and_organizations_is_stored_as_sent(
+    tmp_path: Path,
+) -> None:
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    store.append_events(batch_of([1, 2]), first_event_id=1)  # users u0, u1
+    mixed = batch_of([3, 4, 5, 6, 7])
+    mixed.usr_id = ["u1", None, "new", "u0", "new"]
+    mixed.org_id = [1, 2, 1, 1, 2]
+    mixed.source = ["product_analytics", "logs", "logs", "product_analytics", "logs"]
+    store.append_events(mixed, first_event_id=3)
+    store.close()
+    rows = stored_events(tmp_path)[2:]
+    assert [(r["usr_id"], r["usr_key"]) for r in rows] == [
+        ("u1", 2),
+        (None, None),
+        ("new", 3),
+        ("u0", 1),
+        ("new", 3),
+    ]
+    assert [r["org_id"] for r in rows] == [1, 2, 1, 1, 2]
+    assert [r["source"] for r in rows] == mixed.source
+    assert {r["type"] for r in rows} == {"server"}
+
+
 def test_queries_read_only_their_source(tmp_path: Path) -> None:
     from sextant.core.timeutil import now_ms
     from sextant.query.events import Aggregation, EventQuery

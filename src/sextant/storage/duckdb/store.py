@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,6 +64,15 @@ warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
 
 class StoreBusy(RuntimeError):
     """Another process (the server) has the store open."""
+
+
+def _column(values: Sequence[object], kind: pa.DataType) -> pa.Array:
+    """The Arrow array of `values`; one repeated value (a batch's organization, source or type, as a rule)
+    without converting each: the loader holds the interpreter lock while it converts, and the event loop
+    waits for it meanwhile."""
+    if values and values.count(values[0]) == len(values):
+        return pa.repeat(pa.scalar(values[0], kind), len(values))
+    return pa.array(values, kind)
 
 
 class DuckDBStore:
@@ -136,18 +145,26 @@ class DuckDBStore:
 
     def _user_keys_of(self, usr_ids: list[str | None]) -> list[int | None]:
         """Each user id's dense key; ids seen for the first time get the next keys (stored on commit)."""
-        known, new = self._user_keys, self._new_user_keys
+        known = self._user_keys
+        # The loader holds the interpreter lock for this, which the event loop then waits for: the usual
+        # batch, of users seen before, is looked up without a Python-level loop (a None id is not found).
+        lookup: Callable[[str | None], int | None] = known.get  # type: ignore[assignment]
+        out = list(map(lookup, usr_ids))
+        if None not in out:
+            return out
+        new = self._new_user_keys
         next_key = len(known) + len(new) + 1
-        out: list[int | None] = []
-        for usr_id in usr_ids:
-            if usr_id is None:
-                out.append(None)
+        for index, key in enumerate(out):
+            if key is not None:
                 continue
-            key = known.get(usr_id) or new.get(usr_id)
+            usr_id = usr_ids[index]
+            if usr_id is None:
+                continue
+            key = new.get(usr_id)
             if key is None:
                 key = new[usr_id] = next_key
                 next_key += 1
-            out.append(key)
+            out[index] = key
         return out
 
     def _keep_new_user_keys(self) -> None:
@@ -197,12 +214,12 @@ class DuckDBStore:
         n = len(batch)
         table = pa.Table.from_arrays(
             [
-                pa.array(batch.org_id, pa.int32()),
+                _column(batch.org_id, pa.int32()),
                 pa.array(np.arange(first_event_id, first_event_id + n, dtype=np.uint64)),
                 pa.array(batch.time_ms, pa.int64()),
-                pa.array(batch.source, pa.string()),
+                _column(batch.source, pa.string()),
                 pa.array(batch.name, pa.string()),
-                pa.array(batch.type, pa.string()),
+                _column(batch.type, pa.string()),
                 pa.array(batch.application_id, pa.string()),
                 pa.array(batch.usr_id, pa.string()),
                 pa.array(self._user_keys_of(batch.usr_id), pa.int32()),
@@ -213,7 +230,7 @@ class DuckDBStore:
             schema=_EVENT_SCHEMA,
         )
         new_arrays = batch.array_paths - self._arrays
-        new_sources = set(batch.source) - self._sources
+        new_sources = set(table.column("source").unique().to_pylist()) - self._sources
         # New array paths, user keys and sources change what queries may assume (see `_snapshot`).
         if new_arrays or self._new_user_keys or new_sources:
             with self._schema_lock:
