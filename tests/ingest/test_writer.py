@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +42,35 @@ def test_concurrent_writes_share_commits_and_all_land(tmp_path: Path) -> None:
     assert [r["event_id"] for r in rows] == list(range(1, 601))
     # Group commit: 200 requests that arrive together do not cost 200 transactions.
     assert commits < 200
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux keeps a nice value per thread")
+def test_the_loader_runs_at_a_lower_priority_than_the_event_loop(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+
+    async def scenario() -> tuple[int, int]:
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=1000, max_commit_events=1000
+        )
+        writer.start()
+        (loader,) = [t for t in threading.enumerate() if t.name == "sextant-loader"]
+        assert loader.native_id is not None
+        loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        deadline = time.monotonic() + 10
+        while os.getpriority(os.PRIO_PROCESS, loader.native_id) == loop_nice:
+            assert time.monotonic() < deadline, "the loader kept the event loop's priority"
+            await asyncio.sleep(0.01)
+        # It still loads.
+        await writer.write(batch_of([now_ms()] * 2))
+        loader_nice = os.getpriority(os.PRIO_PROCESS, loader.native_id)
+        await writer.stop()
+        return loop_nice, loader_nice
+
+    loop_nice, loader_nice = asyncio.run(scenario())
+    store.close()
+    assert loader_nice == min(19, loop_nice + writer_module.LOADER_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice
+    assert len(stored_events(tmp_path)) == 2
 
 
 def test_full_queue_refuses_and_stop_refuses_new_writes(tmp_path: Path) -> None:
