@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import duckdb
@@ -185,3 +186,41 @@ def test_recovery_reads_every_record_of_prepared_segments(
     assert store.loaded_log_seq() == 38
     store.close()
     assert len(stored_events(tmp_path)) == 38
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the log's descriptor in /proc")
+def test_a_segment_that_cannot_be_cut_back_is_left_for_a_new_one(tmp_path: Path) -> None:
+    # A torn record that stays in the file would hide every record after it: they go to a new segment.
+    log = IngestLog(tmp_path)
+    log.start(1)
+    log.append(1, b"first")
+    fd, offset, _ = log.place(2, b"torn")
+    segment = tmp_path / f"{1:020d}.log"
+    os.pwrite(fd, b"\xff" * 6, offset)
+    writable, read_only = os.dup(fd), os.open(segment, os.O_RDONLY)
+    os.dup2(read_only, fd)  # ftruncate now fails
+    try:
+        log.discard_from(offset)
+    finally:
+        os.dup2(writable, fd)
+        os.close(writable)
+        os.close(read_only)
+    assert log.rotates
+    log.append(3, b"third")
+    log.close()
+    assert (tmp_path / f"{3:020d}.log").exists()
+    assert list(IngestLog(tmp_path).replay(0)) == [(1, b"first"), (3, b"third")]
+
+
+def test_a_record_placed_but_not_written_whole_is_cut_off(tmp_path: Path) -> None:
+    log = IngestLog(tmp_path)
+    log.start(1)
+    log.append(1, b"first")
+    fd, offset, record = log.place(2, b"torn")
+    os.pwrite(fd, record[:7], offset)
+    log.discard_from(offset)
+    log.append(3, b"third")
+    log.close()
+    assert [seq for seq, _ in IngestLog(tmp_path).replay(0)] == [1, 3]
+    header = len(record) - len(b"torn")
+    assert (tmp_path / f"{1:020d}.log").stat().st_size == offset + header + len(b"third")

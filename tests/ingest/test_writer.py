@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import resource
 import struct
 import sys
 import threading
@@ -16,7 +18,7 @@ from sextant.core.timeutil import now_ms
 from sextant.ingest import writer as writer_module
 from sextant.ingest._syncer import COMPLETION_SIZE, Syncer
 from sextant.ingest.log import IngestLog
-from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped
+from sextant.ingest.writer import GroupCommitWriter, WriteQueueFull, WriterStopped, recover
 from sextant.storage.duckdb.store import DuckDBStore
 from tests.storage.test_duckdb_store import batch_of
 from tests.storeread import stored_events
@@ -232,6 +234,63 @@ def test_a_series_is_defined_in_the_log_once_and_recovered_from_the_store(tmp_pa
     reopened.close()
 
 
+def _descriptor_of(path: Path) -> int:
+    (fd,) = [int(fd) for fd in os.listdir("/proc/self/fd") if _link(f"/proc/self/fd/{fd}") == str(path)]
+    return fd
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the log's descriptor in /proc")
+def test_a_series_first_defined_by_a_record_that_failed_is_defined_again(tmp_path: Path) -> None:
+    from sextant.ingest.log import decode_batch
+    from tests.storage.test_metric_tables import gauge_batch
+
+    store = DuckDBStore(tmp_path / "sextant.duckdb")
+    now = now_ms()
+
+    async def scenario() -> BaseException | None:
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=100, max_commit_events=100
+        )
+        writer.start()
+        await writer.write(batch_of([now]))
+        log_fd = _descriptor_of(tmp_path / "log" / f"{1:020d}.log")
+        writable, read_only = os.dup(log_fd), os.open(tmp_path / "log" / f"{1:020d}.log", os.O_RDONLY)
+        os.dup2(read_only, log_fd)  # the log's own descriptor now refuses writes
+        failure = None
+        try:
+            await writer.write(gauge_batch(1, "m", ["a:1"], [(now - 10, 1.0)]))
+        except OSError as exc:
+            failure = exc
+        finally:
+            os.dup2(writable, log_fd)
+            os.close(writable)
+            os.close(read_only)
+        await writer.write(gauge_batch(1, "m", ["a:1"], [(now - 9, 2.0)]))
+        await writer.stop()
+        return failure
+
+    failure = asyncio.run(scenario())
+    store.close()
+    assert isinstance(failure, OSError) and failure.errno == errno.EBADF
+    records = [decode_batch(payload)[0] for _, payload in IngestLog(tmp_path / "log").replay(0)]
+    # The record after the failed one defines the series: the failed one may never be read back.
+    assert [len(r.points.series) for r in records if r.points is not None] == [1]
+    # Replayed into an empty store, the log alone gives the series and its point.
+    (tmp_path / "sextant.duckdb").unlink()
+    empty = DuckDBStore(tmp_path / "sextant.duckdb")
+    recover(empty, IngestLog(tmp_path / "log"))
+    rows = empty.read_points(1, "m", 0, now + 1, 5.0).to_pylist()
+    empty.close()
+    assert [(r["value"], tuple(r["tags"])) for r in rows] == [(2.0, ("a:1",))]
+
+
 class RecordingStore(DuckDBStore):
     """The real store, noting how many events each load carried."""
 
@@ -277,6 +336,54 @@ def test_a_filling_queue_is_loaded_without_waiting_for_the_load_interval(
     assert len(stored_events(tmp_path)) == 301
 
 
+def test_a_record_that_could_not_be_written_whole_is_cut_off_and_the_next_ones_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file-size limit tears the record in two: its first bytes are in the file, the write fails.
+    # Its requests learn of it; the records written after it must not be hidden behind the tear.
+    monkeypatch.setattr(writer_module, "LOAD_INTERVAL_S", 30.0)  # the store writes nothing meanwhile
+    store = RecordingStore(tmp_path / "sextant.duckdb")
+    segment = tmp_path / "log" / f"{1:020d}.log"
+
+    async def scenario() -> tuple[BaseException | None, int]:
+        writer = GroupCommitWriter(
+            store, IngestLog(tmp_path / "log"), max_queued_events=10_000, max_commit_events=10_000
+        )
+        writer.start()
+        now = now_ms()
+        await writer.write(batch_of([now] * 2))
+        await loaded(store, [2])
+        size = segment.stat().st_size
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, hard))
+        try:
+            torn = writer.write(batch_of([now] * 200))
+            failure = None
+            try:
+                await torn
+            except OSError as exc:
+                failure = exc
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        await writer.write(batch_of([now + 1] * 3))
+        await writer.stop()
+        return failure, size
+
+    failure, size = asyncio.run(scenario())
+    store.close()
+    assert isinstance(failure, OSError) and failure.errno == errno.EFBIG
+    rows = stored_events(tmp_path)
+    assert [r["event_id"] for r in rows] == [1, 2, 203, 204, 205]  # the failed record's ids stay unused
+    replayed = [seq for seq, _ in IngestLog(tmp_path / "log").replay(0)]
+    assert replayed == [1, 3]
+    assert segment.stat().st_size > size
+    # A restart finds everything stored already: nothing is loaded twice.
+    again = DuckDBStore(tmp_path / "sextant.duckdb")
+    assert recover(again, IngestLog(tmp_path / "log")) == 4
+    again.close()
+    assert len(stored_events(tmp_path)) == 5
+
+
 async def loaded(store: RecordingStore, loads: list[int]) -> None:
     deadline = time.monotonic() + 10
     while store.loads != loads:
@@ -289,7 +396,9 @@ class SyncBench:
 
     def __init__(self, tmp_path: Path) -> None:
         self.done_r, self.done_w = os.pipe()
-        self.fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        self.path = tmp_path / "f"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT)
+        self.written = 0
         self.syncers: list[Syncer] = []
 
     def syncer(self, **options: int) -> Syncer:
@@ -297,9 +406,9 @@ class SyncBench:
         self.syncers.append(made)
         return made
 
-    def write_and_sync(self, syncer: Syncer, seq: int) -> None:
-        os.write(self.fd, b"x" * 100)
-        syncer.sync(self.fd, seq)
+    def write_and_sync(self, syncer: Syncer, seq: int, record: bytes = b"x" * 100) -> None:
+        syncer.write(self.fd, self.written, record, seq)
+        self.written += len(record)
 
     def synced(self, syncer: Syncer, seq: int) -> None:
         """Write, sync and wait for the completion of `seq`."""
@@ -334,6 +443,50 @@ def test_the_syncer_takes_a_sync_while_one_runs_and_reports_the_newest(bench: Sy
             reported.append(seq)
     assert reported == sorted(set(reported))
     assert len(reported) <= 50
+
+
+def test_the_syncer_writes_each_record_where_it_was_placed(bench: SyncBench) -> None:
+    syncer = bench.syncer()
+    records = [bytes([65 + i % 26]) * (10 + i) for i in range(40)]
+    for seq, record in enumerate(records, 1):
+        bench.write_and_sync(syncer, seq, record)
+    while struct.unpack("=qq", os.read(bench.done_r, COMPLETION_SIZE))[0] != len(records):
+        pass
+    assert bench.path.read_bytes() == b"".join(records)
+    with pytest.raises(ValueError):
+        syncer.write(bench.fd, 0, b"", 41)
+    with pytest.raises(ValueError):
+        syncer.write(bench.fd, -1, b"x", 41)
+
+
+def completions(done_r: int, until_seq: int) -> list[tuple[int, int]]:
+    got: list[tuple[int, int]] = []
+    while not got or got[-1][0] < until_seq:
+        got.extend(struct.iter_unpack("=qq", os.read(done_r, COMPLETION_SIZE * 16)))
+    return got
+
+
+def test_a_failed_write_fails_every_later_one_until_resume(bench: SyncBench) -> None:
+    # A failed write may leave a torn record that would hide every later one from replay: the writes
+    # asked for after it fail unwritten until the loop has cut the tear off and resumes.
+    syncer = bench.syncer()
+    bench.synced(syncer, 1)
+    writable = os.dup(bench.fd)
+    read_only = os.open(bench.path, os.O_RDONLY)
+    try:
+        os.dup2(read_only, bench.fd)  # the same descriptor, now refusing writes
+        syncer.write(bench.fd, 100, b"y" * 50, 2)
+        assert completions(bench.done_r, 2) == [(2, -errno.EBADF)]
+        os.dup2(writable, bench.fd)  # writes would succeed again, but the failure is sticky
+        syncer.write(bench.fd, 100, b"z" * 50, 3)
+        assert completions(bench.done_r, 3) == [(3, -errno.EBADF)]
+        syncer.resume()
+        syncer.write(bench.fd, 100, b"w" * 50, 4)
+        assert completions(bench.done_r, 4) == [(4, 0)]
+    finally:
+        os.close(writable)
+        os.close(read_only)
+    assert bench.path.read_bytes() == b"x" * 100 + b"w" * 50
 
 
 def test_the_syncer_watches_for_the_next_sync_before_it_sleeps(bench: SyncBench) -> None:

@@ -213,10 +213,25 @@ class IngestLog:
         return self._file is None or self._size >= SEGMENT_BYTES
 
     def write(self, seq: int, payload: bytes) -> int:
-        """Write one record, not yet durable: returns the file descriptor to fdatasync for that.
+        """Write one record, not yet durable: returns the file descriptor to fdatasync for that (see
+        `place` for when a write may start a new segment)."""
+        fd, offset, record = self.place(seq, payload)
+        try:
+            written = os.pwrite(fd, record, offset)
+            if written != len(record):
+                raise OSError(f"short write to the ingest log ({written} of {len(record)} bytes)")
+        except OSError:
+            self.discard_from(offset)
+            raise
+        return fd
 
-        When the write `rotates`, call only once every earlier record is durable: syncing the new segment
-        does not sync the one before."""
+    def place(self, seq: int, payload: bytes) -> tuple[int, int, bytes]:
+        """Make room for one record at the end of the log: the file descriptor and offset to write it at,
+        and the record. Until it is written there, no later record may be; if it cannot be written
+        whole, `discard_from(offset)`.
+
+        When the record `rotates` the log, call only once every earlier record is durable: syncing the new
+        segment does not sync the one before."""
         if self.rotates:
             with self._lock:
                 if self._file is not None:
@@ -224,21 +239,27 @@ class IngestLog:
                 self._open(seq)
         assert self._file is not None
         record = _HEADER.pack(len(payload), zlib.crc32(payload), seq) + payload
-        try:
-            written = os.pwrite(self._file, record, self._size)
-            if written != len(record):
-                raise OSError(f"short write to the ingest log ({written} of {len(record)} bytes)")
-        except OSError:
-            # A torn record would end every later replay at this point: cut it off, so that the records
-            # written after this failure still count.
-            os.ftruncate(self._file, self._size)
-            raise
+        offset = self._size
         self._size += len(record)
         if not self._next and self._size >= SEGMENT_BYTES // 8:
             # Only once a segment has seen real traffic: an idle server keeps no 64 MB of zeros around.
             self._next = "preparing"
             threading.Thread(target=self._prepare, name="sextant-log-preparer", daemon=True).start()
-        return self._file
+        return self._file, offset, record
+
+    def discard_from(self, offset: int) -> None:
+        """Cut the current segment off at `offset`, where a record was placed but not written whole: a
+        torn record would end every later replay there, and the records placed after it were never
+        written. The next record goes at `offset`."""
+        assert self._file is not None
+        try:
+            os.ftruncate(self._file, offset)
+        except OSError as exc:
+            # Whatever is left there must not hide later records: they go to a new segment instead.
+            log.error("could not cut the ingest log back to byte %d (%s): a new segment follows", offset, exc)
+            self._size = SEGMENT_BYTES
+            return
+        self._size = offset
 
     def _prepare(self) -> None:
         preparing = self._dir / _PREPARING

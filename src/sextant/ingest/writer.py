@@ -2,12 +2,13 @@
 queryable.
 
 Requests add their events or points to the open group (one log record holds both kinds) and wait.
-Once per turn of the event loop, the loop writes the group gathered so far to the ingest log as one
-record and asks the syncer (a native thread, see _syncer.c) to fdatasync the log; the syncer's
-completions arrive through a pipe the loop watches, and only then are the requests of the synced groups
-released: many requests share one sync, and no request is answered before its data is durable. The
-syncer does not wait for the loop between syncs: while one runs, the groups written meanwhile wait for
-the next, which starts as soon as it is done. Nothing on this path
+Once per turn of the event loop, the loop encodes the group gathered so far as one ingest-log record,
+places it at the end of the log and hands it to the syncer (a native thread, see _syncer.c), which
+writes it there and fdatasyncs the log; the syncer's completions arrive through a pipe the loop
+watches, and only then are the requests of the synced groups released: many requests share one sync,
+and no request is answered before its data is durable. The syncer does not wait for the loop between
+syncs: while one runs, the groups handed over meanwhile wait for the next, which starts as soon as it
+is done. Nothing on this path
 waits for the interpreter lock held by another thread. The loader moves logged groups into the analytics
 store, many per transaction, within a fraction of a second, and does the store's background work when
 idle. A bound on events and points not yet in the store turns overload into `WriteQueueFull` (the faces
@@ -48,7 +49,8 @@ LOAD_INTERVAL_S = 0.25
 # within a second, while every request waits on the event loop. Measured: 2-4% more single-event intake.
 # Under full load of both cores the loader still gets about a tenth of one, more than a load needs.
 LOADER_NICENESS = 10
-# What the syncer reports per sync: the sequence number and errno (0 on success), native byte order.
+# What the syncer reports per sync: the sequence number and errno (0 on success, negated for a failed
+# write rather than a failed sync), native byte order.
 _COMPLETION = struct.Struct("=qq")
 
 
@@ -124,6 +126,11 @@ class _Logged:
     seq: int
     batch: LoggedBatch
     first_event_id: int
+    # Where the record was placed, in which of the syncer's epochs (see _failed), and the series it was
+    # the first to define.
+    offset: int = 0
+    epoch: int = 0
+    new_series: tuple[tuple[int, int], ...] = ()
 
 
 def store_batch(store: Backend, batch: LoggedBatch, first_event_id: int, log_seq: int) -> None:
@@ -194,6 +201,8 @@ class GroupCommitWriter:
         self._groups: deque[_Group] = deque()
         self._flush_scheduled = False
         self._syncing: deque[tuple[_Logged, _Group]] = deque()
+        # Raised with the syncer's own after a failed write (see _failed).
+        self._epoch = 0
         self._drained: asyncio.Future[None] | None = None
         self._synced_r, self._synced_w = os.pipe()
         self._syncer: Syncer | None = None
@@ -317,10 +326,9 @@ class GroupCommitWriter:
         self._log.close()
 
     def _write_groups(self) -> None:
-        """Write the waiting groups to the log and have the syncer sync them."""
+        """Place the waiting groups in the log and have the syncer write and sync them."""
         assert self._syncer is not None
         self._flush_scheduled = False
-        fd = None
         while self._groups:
             if self._log.rotates and self._syncing:
                 # A sync covers one segment: the next one starts once this one is durable (see _synced).
@@ -330,18 +338,24 @@ class GroupCommitWriter:
             seq, first_id = self._next_seq, self._next_event_id
             new_series = self._new_series(batch)
             try:
-                fd = self._log.write(seq, encode_batch(batch, first_id, new_series))
+                fd, offset, record = self._log.place(seq, encode_batch(batch, first_id, new_series))
             except Exception as exc:  # reported to the group's requests; the writer keeps going
                 log.exception("appending %d events and points to the ingest log failed", len(batch))
                 self._release(group, batch, exc)
                 continue
-            # The record is in the log file now, durable or not: never reuse its numbers.
+            try:
+                self._syncer.write(fd, offset, record, seq)
+            except Exception as exc:
+                self._log.discard_from(offset)
+                log.exception("handing %d events and points to the syncer failed", len(batch))
+                self._release(group, batch, exc)
+                continue
+            # The record may be in the log file from now on, durable or not: never reuse its numbers.
             self._defined_series.update(new_series)
             self._next_seq += 1
             self._next_event_id += batch.event_count
-            self._syncing.append((_Logged(seq, batch, first_id), group))
-        if fd is not None:
-            self._syncer.sync(fd, self._next_seq - 1)
+            logged = _Logged(seq, batch, first_id, offset, self._epoch, tuple(new_series))
+            self._syncing.append((logged, group))
         self._note_drained()
 
     def _note_drained(self) -> None:
@@ -365,11 +379,7 @@ class GroupCommitWriter:
             while self._syncing and self._syncing[0][0].seq <= seq:
                 logged, group = self._syncing.popleft()
                 if errno_value:
-                    exc = OSError(errno_value, os.strerror(errno_value))
-                    log.error(
-                        "syncing %d events and points to the ingest log failed: %s", len(logged.batch), exc
-                    )
-                    self._release(group, logged.batch, exc)
+                    self._failed(logged, group, errno_value)
                 else:
                     synced.append(logged)
                     self._release(group, None, None)
@@ -384,6 +394,24 @@ class GroupCommitWriter:
             self._write_groups()
         else:
             self._note_drained()
+
+    def _failed(self, logged: _Logged, group: _Group, errno_value: int) -> None:
+        """A group's record was not made durable: tell its requests, and let later records stand."""
+        write_failed = errno_value < 0
+        exc = OSError(abs(errno_value), os.strerror(abs(errno_value)))
+        what = "writing" if write_failed else "syncing"
+        log.error("%s %d events and points to the ingest log failed: %s", what, len(logged.batch), exc)
+        # Later records must define the series again: this one may never be read back.
+        self._defined_series.difference_update(logged.new_series)
+        if write_failed and logged.epoch == self._epoch:
+            # The first write of this epoch to fail: it may have left a torn record, and every record
+            # placed after it fails unwritten (the syncer's failure is sticky). Cut the tear off, and
+            # write again from there.
+            assert self._syncer is not None
+            self._log.discard_from(logged.offset)
+            self._epoch += 1
+            self._syncer.resume()
+        self._release(group, logged.batch, exc)
 
     def _release(self, group: _Group, unqueue: LoggedBatch | None, error: BaseException | None) -> None:
         if unqueue is not None:
