@@ -48,6 +48,8 @@ def test_concurrent_writes_share_commits_and_all_land(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux keeps a nice value per thread")
 def test_the_loader_runs_at_a_lower_priority_than_the_event_loop(tmp_path: Path) -> None:
+    if os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) >= 19:
+        pytest.skip("this process already runs at the lowest priority")
     store = DuckDBStore(tmp_path / "sextant.duckdb")
 
     async def scenario() -> tuple[int, int]:
