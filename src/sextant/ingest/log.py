@@ -203,18 +203,14 @@ class IngestLog:
         finally:
             os.close(directory)
 
-    def append(self, seq: int, payload: bytes) -> None:
-        """Write one record and make it durable before returning."""
-        os.fdatasync(self.write(seq, payload))
-
     @property
     def rotates(self) -> bool:
         """The next write starts a new segment."""
         return self._file is None or self._size >= SEGMENT_BYTES
 
-    def write(self, seq: int, payload: bytes) -> int:
-        """Write one record, not yet durable: returns the file descriptor to fdatasync for that (see
-        `place` for when a write may start a new segment)."""
+    def append(self, seq: int, payload: bytes) -> None:
+        """Write one record and make it durable before returning (see `place` for when a record may start
+        a new segment)."""
         fd, offset, record = self.place(seq, payload)
         try:
             written = os.pwrite(fd, record, offset)
@@ -223,7 +219,7 @@ class IngestLog:
         except OSError:
             self.discard_from(offset)
             raise
-        return fd
+        os.fdatasync(fd)
 
     def place(self, seq: int, payload: bytes) -> tuple[int, int, bytes]:
         """Make room for one record at the end of the log: the file descriptor and offset to write it at,

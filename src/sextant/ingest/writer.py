@@ -128,9 +128,9 @@ class _Logged:
     first_event_id: int
     # Where the record was placed, in which of the syncer's epochs (see _failed), and the series it was
     # the first to define.
-    offset: int = 0
-    epoch: int = 0
-    new_series: tuple[tuple[int, int], ...] = ()
+    offset: int
+    epoch: int
+    new_series: tuple[tuple[int, int], ...]
 
 
 def store_batch(store: Backend, batch: LoggedBatch, first_event_id: int, log_seq: int) -> None:
